@@ -1,0 +1,43 @@
+# Two user-facing commands: `make demo` and `make test`. Both create .venv when it is missing.
+# Overrides: PYTHON=/path/to/python3.10, D2_REQUIREMENTS= (skip the prebuilt detectron2 wheel
+# when detectron2 is already built from source into the interpreter's environment).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+D2_REQUIREMENTS ?= requirements-detectron2.txt
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint format clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt $(D2_REQUIREMENTS) setup.py pyproject.toml $(wildcard projects/*/*/__init__.py)
+	@set -e; \
+	if [ ! -x "$(PY)" ]; then \
+		python310="$$(tools/find_python310.sh)"; \
+		echo "Creating $(VENV) with $$python310"; \
+		"$$python310" -m venv $(VENV); \
+	fi; \
+	$(PY) -m pip install --quiet --upgrade "pip>=23.3" "setuptools>=69" wheel; \
+	$(PY) -m pip install --quiet -r requirements.txt $(addprefix -r ,$(D2_REQUIREMENTS)); \
+	$(PY) -m pip install --quiet --no-deps -e .; \
+	$(PY) -c "import detectron2, torch; print('detectron2', detectron2.__version__, 'torch', torch.__version__)"; \
+	touch $(STAMP)
+
+demo: venv
+	$(PY) tools/run_demo.py --output-dir output/demo
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m black --check --quiet .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m black --quiet .
+
+clean-demo:
+	rm -rf output/demo

@@ -1,0 +1,68 @@
+"""Test utilities: shared real-data samples, tiny configs, one training / inference step."""
+import os
+from pathlib import Path
+
+import torch
+
+SHARED_DATA_ENV = "D2_SHARED_DATA"
+
+
+def repo_root() -> Path:
+    """The repository root (three levels above this package's directory)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def shared_data_dir() -> Path:
+    """``$D2_SHARED_DATA``, else ``../shared/data`` next to the repository root."""
+    default = repo_root().parent / "shared" / "data"
+    return Path(os.environ.get(SHARED_DATA_ENV, str(default)))
+
+
+def shared_data(subdir: str) -> Path:
+    """Path of a real-data sample folder; skips the calling test with a reason when absent."""
+    import pytest
+
+    path = shared_data_dir() / subdir
+    if not path.exists():
+        pytest.skip(
+            f"real-data sample {path} not found: set {SHARED_DATA_ENV} to the folder holding "
+            f"'{subdir}' to run this test"
+        )
+    return path
+
+
+def cuda_devices():
+    """Devices to parametrise op tests over: cpu always, cuda when available."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def plugin_cfg(config_file: str = None, opts=None):
+    """A frozen-free plugin cfg with every project's keys, merged from a repo-relative YAML."""
+    from .engine import resolve_device
+    from .projects import get_plugin_cfg, import_all_projects
+
+    import_all_projects()
+    cfg = get_plugin_cfg()
+    if config_file:
+        cfg.merge_from_file(str(repo_root() / config_file))
+    if opts:
+        cfg.merge_from_list(list(opts))
+    return resolve_device(cfg)
+
+
+def run_train_steps(cfg, num_steps: int = 1):
+    """Builds the configured trainer and runs ``num_steps`` iterations of its ``run_step``.
+
+    No hooks run (no checkpoint, no evaluation). Returns ``(trainer, storage)``; the storage
+    holds the scalars logged by the last step.
+    """
+    from detectron2.utils.events import EventStorage
+
+    from .engine import build_trainer
+
+    trainer = build_trainer(cfg)
+    with EventStorage(0) as storage:
+        for step in range(num_steps):
+            storage.iter = trainer.iter = step
+            trainer.run_step()
+    return trainer, storage
