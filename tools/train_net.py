@@ -45,7 +45,9 @@ def main(args):
 
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    results = trainer.train()
+    trainer.train()
+    # EvalHook keeps the results of the final evaluation on the trainer.
+    results = getattr(trainer, "_last_eval_results", None)
     write_results(results, cfg.OUTPUT_DIR)
     return results
 

@@ -4,6 +4,7 @@ Registries for trainers, evaluators and dataset mappers (selected by config keys
 base class used by ``tools/train_net.py``, dataset-root and toy-dataset helpers, evaluator bases,
 visualisation and test utilities. Nothing here knows about a particular paper.
 """
+
 from .config import add_common_config
 from .registry import DATASET_MAPPER_REGISTRY, EVALUATOR_REGISTRY, TRAINER_REGISTRY
 

@@ -1,4 +1,5 @@
 """Config keys shared by all projects (trainer, evaluator and mapper selection)."""
+
 from detectron2.config import CfgNode as CN
 
 

@@ -1,4 +1,5 @@
 """The trainer behind ``tools/train_net.py``: ``DefaultTrainer`` with registry-driven hooks."""
+
 import contextlib
 import json
 import logging
@@ -9,7 +10,7 @@ import torch
 from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
 from detectron2.engine import defaults as d2_defaults
-from detectron2.evaluation import COCOEvaluator
+from detectron2.evaluation import COCOEvaluator as _D2COCOEvaluator
 from detectron2.utils import comm
 
 from .registry import DATASET_MAPPER_REGISTRY, EVALUATOR_REGISTRY, TRAINER_REGISTRY
@@ -19,10 +20,12 @@ logger = logging.getLogger(__name__)
 DATASET_MAPPER_REGISTRY.register(DatasetMapper)
 
 
-@EVALUATOR_REGISTRY.register("COCOEvaluator")
-def build_coco_evaluator(cfg, dataset_name, output_folder):
-    """detectron2's COCO evaluator (box / mask AP) for ``dataset_name``."""
-    return COCOEvaluator(dataset_name, output_dir=output_folder)
+@EVALUATOR_REGISTRY.register()
+class COCOEvaluator(_D2COCOEvaluator):
+    """detectron2's COCO evaluator (box / mask AP), constructed the registry's way."""
+
+    def __init__(self, cfg, dataset_name, output_folder):
+        super().__init__(dataset_name, output_dir=output_folder)
 
 
 def create_ddp_model_any_device(model, **kwargs):

@@ -1,4 +1,5 @@
 """Evaluator bases shared by the dense-prediction projects."""
+
 import csv
 import itertools
 import logging

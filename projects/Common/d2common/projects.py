@@ -1,4 +1,5 @@
 """The projects of this plugin, and one place that imports and configures all of them."""
+
 import importlib
 import importlib.util
 from typing import Dict, List

@@ -3,6 +3,7 @@
 Every name registered here is global across all projects: projects prefix their names
 (``FlashAmbient...``, ``GRM...``) so that two can never collide.
 """
+
 from fvcore.common.registry import Registry
 
 TRAINER_REGISTRY = Registry("PLUGIN_TRAINER")

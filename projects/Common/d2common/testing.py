@@ -1,4 +1,5 @@
 """Test utilities: shared real-data samples, tiny configs, one training / inference step."""
+
 import os
 from pathlib import Path
 

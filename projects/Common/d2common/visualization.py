@@ -1,4 +1,5 @@
 """Image panels for the projects' visualisation tools (numpy / OpenCV only)."""
+
 import os
 from typing import Iterable, Tuple
 
@@ -54,7 +55,9 @@ def panel_grid(panels: Iterable[Tuple[str, np.ndarray]], columns: int = 4, heigh
         cv2.putText(bar, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(np.concatenate([bar, img], axis=0))
     width = max(t.shape[1] for t in tiles)
-    tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
+    tiles = [
+        np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles
+    ]
     rows = []
     for i in range(0, len(tiles), columns):
         row = tiles[i : i + columns]

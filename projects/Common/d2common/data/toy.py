@@ -1,4 +1,5 @@
 """Deterministic, process-safe generation of toy datasets on first use."""
+
 import hashlib
 import logging
 import os

@@ -1,0 +1,136 @@
+"""A procedurally generated low-light instance-segmentation dataset in COCO format.
+
+Each image holds a few filled shapes (circle, square, triangle) of random colour on a textured
+background; the rendered image is then darkened and noised. Annotations are COCO polygons taken
+from the exact shape masks, so detectron2's stock COCO loader and evaluator read the dataset.
+"""
+
+import json
+import os
+from typing import Dict, List
+
+import cv2
+import numpy as np
+
+from d2common.data import seeded_rng
+
+TOY_CATEGORIES = [
+    {"id": 1, "name": "circle"},
+    {"id": 2, "name": "square"},
+    {"id": 3, "name": "triangle"},
+]
+TOY_SPLITS = ("train", "val")
+TOY_NUM_IMAGES = {"train": 64, "val": 16}
+TOY_IMAGE_SIZE = (160, 192)  # (height, width)
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Smooth colour gradient plus low-frequency texture, float HxWx3 in [0, 1]."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = rng.uniform(0.25, 0.75, size=3).astype(np.float32)
+    slope = rng.uniform(-0.3, 0.3, size=(2, 3)).astype(np.float32)
+    img = base + (yy[..., None] / height) * slope[0] + (xx[..., None] / width) * slope[1]
+    coarse = rng.normal(0, 0.08, size=(height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
+    img += cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img, 0, 1)
+
+
+def _shape_mask(rng, category: str, height: int, width: int):
+    """Returns a uint8 HxW mask of one shape at a random place, or None if it falls off-image."""
+    size = rng.uniform(18, 56)
+    cy, cx = rng.uniform(size / 2, height - size / 2), rng.uniform(size / 2, width - size / 2)
+    mask = np.zeros((height, width), np.uint8)
+    if category == "circle":
+        cv2.circle(mask, (int(cx), int(cy)), int(size / 2), 1, -1)
+    else:
+        n = 4 if category == "square" else 3
+        angle = rng.uniform(0, 2 * np.pi)
+        pts = [
+            (
+                cx + size / 2 * np.cos(angle + 2 * np.pi * k / n),
+                cy + size / 2 * np.sin(angle + 2 * np.pi * k / n),
+            )
+            for k in range(n)
+        ]
+        cv2.fillPoly(mask, [np.round(np.array(pts)).astype(np.int32)], 1)
+    return mask if mask.sum() > 40 else None
+
+
+def _darken_and_noise(rng, image: np.ndarray) -> np.ndarray:
+    """Low-light degradation: ``beta * (alpha * I) ** gamma`` plus Gaussian read noise."""
+    alpha, beta, gamma = rng.uniform(0.9, 1.0), rng.uniform(0.5, 1.0), rng.uniform(1.5, 3.0)
+    dark = beta * (alpha * image) ** gamma
+    noisy = dark + rng.normal(0, rng.uniform(0.01, 0.03), size=image.shape)
+    return np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8)
+
+
+def _mask_to_polygons(mask: np.ndarray) -> List[List[float]]:
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+def render_toy_image(seed: int, split: str, index: int):
+    """Renders one image. Returns (low-light HxWx3 uint8 RGB, clean float image, instances)."""
+    rng = seeded_rng(seed, split, index)
+    height, width = TOY_IMAGE_SIZE
+    image = _background(rng, height, width)
+    occupied = np.zeros((height, width), bool)
+    instances = []
+    for _ in range(int(rng.integers(1, 5))):
+        cat = TOY_CATEGORIES[int(rng.integers(len(TOY_CATEGORIES)))]
+        for _attempt in range(10):
+            mask = _shape_mask(rng, cat["name"], height, width)
+            if mask is not None and not (occupied & (cv2.dilate(mask, np.ones((5, 5))) > 0)).any():
+                break
+        else:
+            continue
+        # Low contrast to the background, so the degradation matters.
+        colour = np.clip(image[mask > 0].mean(0) + rng.uniform(-0.35, 0.35, 3), 0, 1)
+        image[mask > 0] = colour
+        occupied |= mask > 0
+        instances.append({"category_id": cat["id"], "mask": mask})
+    return _darken_and_noise(rng, image), image, instances
+
+
+def generate_toy_coco(output_dir: str, seed: int = 0, num_images: Dict[str, int] = None) -> None:
+    """Writes ``{train,val}/*.jpg`` and ``annotations/instances_{train,val}.json``."""
+    num_images = num_images or TOY_NUM_IMAGES
+    os.makedirs(os.path.join(output_dir, "annotations"), exist_ok=True)
+    ann_id = 1
+    for split in TOY_SPLITS:
+        os.makedirs(os.path.join(output_dir, split), exist_ok=True)
+        images, annotations = [], []
+        for index in range(num_images[split]):
+            low, _, instances = render_toy_image(seed, split, index)
+            file_name = f"{index:06d}.jpg"
+            cv2.imwrite(
+                os.path.join(output_dir, split, file_name),
+                low[:, :, ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, 95],
+            )
+            images.append(
+                {
+                    "id": index + 1,
+                    "file_name": file_name,
+                    "height": low.shape[0],
+                    "width": low.shape[1],
+                }
+            )
+            for inst in instances:
+                ys, xs = np.nonzero(inst["mask"])
+                x0, y0 = float(xs.min()), float(ys.min())
+                annotations.append(
+                    {
+                        "id": ann_id,
+                        "image_id": index + 1,
+                        "category_id": inst["category_id"],
+                        "segmentation": _mask_to_polygons(inst["mask"]),
+                        "bbox": [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0],
+                        "area": float(inst["mask"].sum()),
+                        "iscrowd": 0,
+                    }
+                )
+                ann_id += 1
+        coco = {"images": images, "annotations": annotations, "categories": TOY_CATEGORIES}
+        with open(os.path.join(output_dir, "annotations", f"instances_{split}.json"), "w") as f:
+            json.dump(coco, f)

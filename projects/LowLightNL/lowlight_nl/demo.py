@@ -1,0 +1,32 @@
+"""What ``make demo`` runs for LowLightNL, and its pictures."""
+
+import os
+
+import cv2
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.engine import DefaultPredictor
+from detectron2.utils.visualizer import Visualizer
+
+from d2common.visualization import panel_grid, save_rgb
+
+DEMO_RUNS = [
+    ("Mask R-CNN R18-FPN", "configs/LowLightNL/demo.yaml", []),
+]
+HEADLINE_METRICS = ["segm/AP", "segm/AP50", "bbox/AP"]
+
+
+def visualize_demo(cfg, output_dir, num_images: int = 4):
+    """Draws predictions next to the ground truth on the first test images."""
+    dataset_name = cfg.DATASETS.TEST[0]
+    metadata = MetadataCatalog.get(dataset_name)
+    predictor = DefaultPredictor(cfg)
+    for record in DatasetCatalog.get(dataset_name)[:num_images]:
+        image_bgr = cv2.imread(record["file_name"])
+        image = image_bgr[:, :, ::-1]
+        instances = predictor(image_bgr)["instances"].to("cpu")
+        predicted = Visualizer(image, metadata).draw_instance_predictions(instances).get_image()
+        truth = Visualizer(image, metadata).draw_dataset_dict(record).get_image()
+        grid = panel_grid(
+            [("low-light input", image), ("prediction", predicted), ("ground truth", truth)]
+        )
+        save_rgb(os.path.join(output_dir, os.path.basename(record["file_name"]) + ".png"), grid)
