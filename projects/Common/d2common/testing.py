@@ -67,3 +67,35 @@ def run_train_steps(cfg, num_steps: int = 1):
             storage.iter = trainer.iter = step
             trainer.run_step()
     return trainer, storage
+
+
+def state_dict_digest(model) -> str:
+    """SHA-256 over a model's state dict (names, shapes and bytes), for comparing replicas."""
+    import hashlib
+
+    model = getattr(model, "module", model)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def ddp_train_worker(config_file: str, opts: list, digest_dir: str):
+    """Entry point for ``detectron2.engine.launch`` in multi-process tests.
+
+    Trains with the configured trainer (hooks included: checkpoints are written by rank 0), then
+    writes each rank's weight digest to ``<digest_dir>/rank<r>.sha256``.
+    """
+    from detectron2.utils import comm
+
+    from .engine import build_trainer
+
+    cfg = plugin_cfg(config_file, opts)
+    trainer = build_trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    Path(digest_dir).mkdir(parents=True, exist_ok=True)
+    rank_file = Path(digest_dir) / f"rank{comm.get_rank()}.sha256"
+    rank_file.write_text(state_dict_digest(trainer.model))
+    comm.synchronize()
