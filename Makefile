@@ -1,6 +1,7 @@
 # Two user-facing commands: `make demo` and `make test`. Both create .venv when it is missing.
-# Overrides: PYTHON=/path/to/python3.10, D2_REQUIREMENTS= (skip the prebuilt detectron2 wheel
-# when detectron2 is already built from source into the interpreter's environment).
+# Overrides: PYTHON=/path/to/python3.10; D2_REQUIREMENTS= skips the prebuilt detectron2 wheel
+# when PYTHON (any version) already has a source build of detectron2: the venv then sees that
+# interpreter's packages (--system-site-packages).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,9 +16,10 @@ venv: $(STAMP)
 $(STAMP): requirements.txt $(D2_REQUIREMENTS) setup.py pyproject.toml $(wildcard projects/*/*/__init__.py)
 	@set -e; \
 	if [ ! -x "$(PY)" ]; then \
-		python310="$$(tools/find_python310.sh)"; \
-		echo "Creating $(VENV) with $$python310"; \
-		"$$python310" -m venv $(VENV); \
+		if [ -n "$(D2_REQUIREMENTS)" ]; then python="$$(tools/find_python310.sh)"; \
+		else python="$${PYTHON:-python3}"; fi; \
+		echo "Creating $(VENV) with $$python"; \
+		"$$python" -m venv $(if $(D2_REQUIREMENTS),,--system-site-packages) $(VENV); \
 	fi; \
 	$(PY) -m pip install --quiet --upgrade "pip>=23.3" "setuptools>=69" wheel; \
 	$(PY) -m pip install --quiet -r requirements.txt $(addprefix -r ,$(D2_REQUIREMENTS)); \
