@@ -1,0 +1,126 @@
+"""Reads a flash / ambient pair, resizes it by orientation and augments it as the authors did."""
+import copy
+import logging
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+
+from d2common.registry import DATASET_MAPPER_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+
+def resize_by_orientation(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Resizes an HxWx3 image to (long, short) = ``size``, landscape or portrait as it is."""
+    long_side, short_side = size
+    h, w = image.shape[:2]
+    out_w, out_h = (long_side, short_side) if w >= h else (short_side, long_side)
+    if (out_w, out_h) == (w, h):
+        return image
+    interp = cv2.INTER_AREA if out_w * out_h < w * h else cv2.INTER_LINEAR
+    return cv2.resize(image, (out_w, out_h), interpolation=interp)
+
+
+@DATASET_MAPPER_REGISTRY.register()
+class FlashAmbientDatasetMapper:
+    """Dataset dict -> ``{"image": flash, "ambient": ambient, ...}``, (3, H, W) uint8 RGB tensors.
+
+    Both images are resized to 320x240 / 240x320 by orientation. Training adds the authors'
+    augmentation, identical for both images: a random square crop of side ``crop_base *
+    U(crop_scale)`` resized to ``crop_size``, and a random horizontal flip. A pair that cannot be
+    decoded is skipped (the mapper returns None and the loader draws another) with a warning.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        resize: Tuple[int, int] = (320, 240),
+        crop_base: int = 240,
+        crop_scale: Tuple[float, float] = (0.8, 1.0),
+        crop_size: int = 224,
+        random_flip: bool = True,
+    ):
+        self.is_train = is_train
+        self.resize = tuple(resize)
+        self.crop_base = crop_base
+        self.crop_scale = tuple(crop_scale)
+        self.crop_size = crop_size
+        self.random_flip = random_flip
+        self.num_skipped = 0
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        i = cfg.INPUT.FLASH_AMBIENT
+        return {
+            "is_train": is_train,
+            "resize": i.RESIZE,
+            "crop_base": i.CROP_BASE,
+            "crop_scale": i.CROP_SCALE,
+            "crop_size": i.CROP_SIZE,
+            "random_flip": i.RANDOM_FLIP,
+        }
+
+    def _read(self, path: str) -> Optional[np.ndarray]:
+        try:
+            return utils.read_image(path, format="RGB")
+        except Exception as e:  # corrupt files must not stop a long training run
+            self.num_skipped += 1
+            logger.warning("Skipping unreadable image %s (%s); %d skipped so far", path, e, self.num_skipped)
+            return None
+
+    def augment(self, flash: np.ndarray, ambient: np.ndarray):
+        """The same random square crop (resized to ``crop_size``) and flip for both images."""
+        h, w = flash.shape[:2]
+        side = int(round(self.crop_base * np.random.uniform(*self.crop_scale)))
+        side = max(1, min(side, h, w))
+        y0 = np.random.randint(0, h - side + 1)
+        x0 = np.random.randint(0, w - side + 1)
+        flip = self.random_flip and np.random.rand() < 0.5
+        out = []
+        for img in (flash, ambient):
+            img = img[y0 : y0 + side, x0 : x0 + side]
+            interp = cv2.INTER_AREA if side > self.crop_size else cv2.INTER_LINEAR
+            img = cv2.resize(img, (self.crop_size, self.crop_size), interpolation=interp)
+            out.append(img[:, ::-1] if flip else img)
+        return out
+
+    def __call__(self, dataset_dict: dict) -> Optional[dict]:
+        d = copy.deepcopy(dataset_dict)
+        flash = self._read(d["file_name"])
+        if flash is None:
+            return None
+        flash = resize_by_orientation(flash, self.resize)
+        ambient = None
+        if "ambient_file_name" in d:
+            ambient = self._read(d["ambient_file_name"])
+            if ambient is None:
+                return None
+            ambient = resize_by_orientation(ambient, self.resize)
+            if ambient.shape != flash.shape:
+                self.num_skipped += 1
+                logger.warning(
+                    "Skipping pair %s: flash %s and ambient %s differ in orientation",
+                    d.get("image_id"),
+                    flash.shape,
+                    ambient.shape,
+                )
+                return None
+        if self.is_train:
+            if ambient is None:
+                raise ValueError(f"{d['file_name']}: training needs the ambient image of the pair")
+            flash, ambient = self.augment(flash, ambient)
+        d["image"] = _to_tensor(flash)
+        if ambient is not None:
+            d["ambient"] = _to_tensor(ambient)
+        d["height"], d["width"] = flash.shape[:2]
+        return d
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))

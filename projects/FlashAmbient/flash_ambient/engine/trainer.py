@@ -1,0 +1,137 @@
+"""Alternating discriminator / generator training on detectron2's ``DefaultTrainer`` machinery."""
+import logging
+import time
+
+import numpy as np
+import torch
+from detectron2.engine import SimpleTrainer
+from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
+
+from d2common.engine import PluginTrainer, create_ddp_model_any_device
+from d2common.registry import TRAINER_REGISTRY
+
+from ..modeling import FlashAmbientGANLoss, build_flash_ambient_discriminator
+
+logger = logging.getLogger(__name__)
+
+
+class FlashAmbientGANStep(SimpleTrainer):
+    """One iteration: generator forward, a discriminator step, then a generator step (pix2pix order).
+
+    ``model`` is the generator meta-architecture (possibly DDP-wrapped); ``discriminator`` may be
+    None (reconstruction loss only). Generator losses go to EventStorage like detectron2's
+    (``total_loss``, ``loss_l1``, ``loss_g_adv``), discriminator losses as ``loss_d_real``,
+    ``loss_d_fake`` and ``d_total_loss``.
+    """
+
+    def __init__(
+        self, model, data_loader, optimizer, *, loss, discriminator, optimizer_d, scheduler_d
+    ):
+        super().__init__(model, data_loader, optimizer)
+        self.loss = loss
+        self.discriminator = discriminator
+        self.optimizer_d = optimizer_d
+        self.scheduler_d = scheduler_d
+        if discriminator is not None:
+            discriminator.train()
+
+    def run_step(self):
+        assert self.model.training, "[FlashAmbientGANStep] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+
+        outputs = self.model(data)
+        d_losses = {}
+        if self.discriminator is not None:
+            d_losses = self.loss.discriminator_losses(outputs, self.discriminator)
+            self.optimizer_d.zero_grad()
+            sum(d_losses.values()).backward()
+            self.optimizer_d.step()
+            self.scheduler_d.step()
+
+        g_losses = self.loss.generator_losses(outputs, self.discriminator)
+        self.optimizer.zero_grad()
+        sum(g_losses.values()).backward()
+        self.after_backward()
+        self._write_metrics(g_losses, data_time)
+        self._write_discriminator_metrics(d_losses, outputs)
+        self.optimizer.step()
+
+    def _write_discriminator_metrics(self, d_losses, outputs):
+        metrics = {k: v.detach().cpu().item() for k, v in d_losses.items()}
+        if outputs["attention"] is not None:
+            metrics["attention_mean"] = outputs["attention"].detach().mean().cpu().item()
+        all_metrics = comm.gather(metrics)
+        if not comm.is_main_process() or not metrics:
+            return
+        storage = get_event_storage()
+        means = {k: float(np.mean([m[k] for m in all_metrics])) for k in metrics}
+        if d_losses:
+            means["d_total_loss"] = sum(means[k] for k in d_losses)
+            means["lr_d"] = self.optimizer_d.param_groups[0]["lr"]
+        storage.put_scalars(cur_iter=self.iter, **means)
+
+
+@TRAINER_REGISTRY.register()
+class FlashAmbientGANTrainer(PluginTrainer):
+    """``PluginTrainer`` with a second network and optimiser: the discriminator.
+
+    Both networks use Adam (``SOLVER.FLASH_AMBIENT.BETAS``; lr ``SOLVER.BASE_LR`` for G and
+    ``SOLVER.FLASH_AMBIENT.D_BASE_LR`` for D, both following ``SOLVER``'s schedule). The
+    checkpoint holds the generator (``model``), its optimiser (``trainer``), and the extra
+    checkpointables ``discriminator``, ``optimizer_d`` and ``scheduler_d``, so ``--resume``
+    restores all of them. ``MODEL.FLASH_AMBIENT.DISCRIMINATOR.NAME: ""`` trains G alone.
+    """
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        discriminator = self.build_discriminator(cfg)
+        optimizer_d = scheduler_d = None
+        if discriminator is not None:
+            optimizer_d = self.build_optimizer_d(cfg, discriminator)
+            scheduler_d = self.build_lr_scheduler(cfg, optimizer_d)
+            self.checkpointer.add_checkpointable("discriminator", discriminator)
+            self.checkpointer.add_checkpointable("optimizer_d", optimizer_d)
+            self.checkpointer.add_checkpointable("scheduler_d", scheduler_d)
+            discriminator = create_ddp_model_any_device(discriminator, broadcast_buffers=False)
+        self._trainer = FlashAmbientGANStep(
+            self._trainer.model,
+            self._trainer.data_loader,
+            self._trainer.optimizer,
+            loss=FlashAmbientGANLoss(cfg),
+            discriminator=discriminator,
+            optimizer_d=optimizer_d,
+            scheduler_d=scheduler_d,
+        )
+
+    @classmethod
+    def build_discriminator(cls, cfg):
+        """The discriminator named by the config (None for reconstruction-only training)."""
+        discriminator = build_flash_ambient_discriminator(cfg)
+        if discriminator is not None:
+            logger.info("Discriminator:\n%s", discriminator)
+        return discriminator
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """Adam over the generator's trainable parameters (a frozen encoder is left out)."""
+        return _adam(cfg, model, cfg.SOLVER.BASE_LR)
+
+    @classmethod
+    def build_optimizer_d(cls, cfg, discriminator):
+        """Adam over the discriminator's parameters with ``SOLVER.FLASH_AMBIENT.D_BASE_LR``."""
+        return _adam(cfg, discriminator, cfg.SOLVER.FLASH_AMBIENT.D_BASE_LR)
+
+
+def _adam(cfg, module, lr):
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{type(module).__name__} has no trainable parameters to optimise")
+    return torch.optim.Adam(
+        params,
+        lr=lr,
+        betas=tuple(cfg.SOLVER.FLASH_AMBIENT.BETAS),
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+    )

@@ -1,0 +1,56 @@
+"""Config keys of GRMNet: ``cfg.MODEL.GRMNET`` and ``cfg.SOLVER.GRMNET``."""
+from detectron2.config import CfgNode as CN
+
+
+def add_grmnet_config(cfg):
+    """Adds GRMNet's subtrees to ``cfg`` in place. Idempotent; touches no other project's keys."""
+    if "GRMNET" not in cfg.MODEL:
+        cfg.MODEL.GRMNET = CN()
+        # Concatenate the tiled sentence feature to every FPN level before the RPN head
+        # ("RPN Fusion Step", Sec. 2.2).
+        cfg.MODEL.GRMNET.RPN_FUSION = True
+        # Concatenate the tiled sentence feature to the RoIAlign features of the box and mask
+        # heads ("RoI Fusion Step", Sec. 2.2).
+        cfg.MODEL.GRMNET.ROI_FUSION = True
+
+        cfg.MODEL.GRMNET.LANGUAGE = CN()
+        # Token list (one token a line, "<pad>" = 0, "<unk>" = 1). Empty: the "vocab_file" of the
+        # metadata of DATASETS.TRAIN[0] (or DATASETS.TEST[0]).
+        cfg.MODEL.GRMNET.LANGUAGE.VOCAB_FILE = ""
+        # Maximum number of time steps of the BiLSTM; longer expressions are truncated (15).
+        cfg.MODEL.GRMNET.LANGUAGE.MAX_LENGTH = 15
+        # Word-embedding size.
+        cfg.MODEL.GRMNET.LANGUAGE.EMBED_DIM = 256
+        # Hidden size of each LSTM direction; the sentence feature has 2 * HIDDEN_DIM channels.
+        cfg.MODEL.GRMNET.LANGUAGE.HIDDEN_DIM = 256
+        # Number of stacked BiLSTM layers.
+        cfg.MODEL.GRMNET.LANGUAGE.NUM_LAYERS = 1
+        # Dropout on the word embeddings.
+        cfg.MODEL.GRMNET.LANGUAGE.DROPOUT = 0.0
+
+        cfg.MODEL.GRMNET.GRM = CN()
+        # K: number of references per candidate RoI (0 disables the references, Table 2 #2/#3).
+        cfg.MODEL.GRMNET.GRM.TOP_K = 10
+        # Reference selection: "consistency" (top-K post-NMS proposals by objectness, the paper)
+        # or "distance" (K nearest proposals by centre distance, MAttNet; Table 2 #1).
+        cfg.MODEL.GRMNET.GRM.MANNER = "consistency"
+        # Reference information delta_ij: "corner" (Eq. 1, top-left / bottom-right offsets, 5-d),
+        # "center" (the authors' code: corners measured from the candidate centre, 5-d) or
+        # "center3" (centre offsets + area ratio, 3-d; Table 2 #6).
+        cfg.MODEL.GRMNET.GRM.RELATIVE = "corner"
+        # Append the candidate's absolute position [x1/W, y1/H, x2/W, y2/H, wh/WH] ("PosInfo.").
+        cfg.MODEL.GRMNET.GRM.ABSOLUTE = True
+
+        cfg.MODEL.GRMNET.BACKBONE = CN()
+        # Stage widths of the small sketch backbone "build_grm_sketchnet_fpn_backbone" (demo).
+        cfg.MODEL.GRMNET.BACKBONE.WIDTHS = [16, 32, 64, 128]
+        # Normalisation of the small sketch backbone's convolutions (detectron2 norm name).
+        cfg.MODEL.GRMNET.BACKBONE.NORM = "BN"
+
+    if "GRMNET" not in cfg.SOLVER:
+        cfg.SOLVER.GRMNET = CN()
+        # Optimizer of GRMTrainer: "AdamW" (the paper) or "SGD" (detectron2's default).
+        cfg.SOLVER.GRMNET.OPTIMIZER = "AdamW"
+        # AdamW betas.
+        cfg.SOLVER.GRMNET.BETAS = (0.9, 0.999)
+    return cfg

@@ -1,0 +1,68 @@
+"""Registers SketchyScene-Matching and the toy dataset under ``d2common.data.datasets_root()``."""
+import os
+from typing import Callable, Dict
+
+from detectron2.data import MetadataCatalog
+
+from d2common.data import datasets_root, ensure_generated, register_dataset_once
+
+from .categories import SKETCHYSCENE_CATEGORIES
+from .sketchyscene import load_sketchyscene_matching
+from .toy import generate_toy_dataset
+
+# name -> (directory under the datasets root, split)
+_PREDEFINED_SPLITS = {
+    "sketchyscene_matching_train": ("sketchyscene", "train"),
+    "sketchyscene_matching_val": ("sketchyscene", "val"),
+    "sketchyscene_matching_test": ("sketchyscene", "test"),
+    "grmnet_toy_train": ("toy/grmnet", "train"),
+    "grmnet_toy_val": ("toy/grmnet", "val"),
+}
+TOY_SEED = 0
+
+# name -> function making sure the files exist (toy data is generated on first use).
+_PREPARE: Dict[str, Callable[[], str]] = {}
+
+
+def prepare_dataset(name: str) -> None:
+    """Generates a toy dataset's files if needed; a no-op for datasets the user provides."""
+    if name in _PREPARE:
+        _PREPARE[name]()
+
+
+def _loader(root: str, split: str, prepare: Callable[[], str] = None):
+    def load():
+        if prepare is not None:
+            prepare()
+        return load_sketchyscene_matching(root, split)
+
+    return load
+
+
+def register_all_sketchyscene_matching(root: str) -> None:
+    """Registers every split of ``_PREDEFINED_SPLITS`` under ``root``."""
+    for name, (subdir, split) in _PREDEFINED_SPLITS.items():
+        dataset_root = os.path.join(root, subdir)
+        prepare = None
+        if subdir.startswith("toy/"):
+
+            def prepare(target=dataset_root):
+                return ensure_generated(target, lambda d: generate_toy_dataset(d, seed=TOY_SEED))
+
+            _PREPARE.setdefault(name, prepare)
+        register_dataset_once(
+            name,
+            _loader(dataset_root, split, prepare),
+            thing_classes=list(SKETCHYSCENE_CATEGORIES),
+            vocab_file=os.path.join(dataset_root, "vocab.txt"),
+            dataset_root=dataset_root,
+            evaluator_type="coco",
+        )
+
+
+def registered_root(name: str) -> str:
+    """The dataset root that ``name`` was registered with."""
+    return MetadataCatalog.get(name).dataset_root
+
+
+register_all_sketchyscene_matching(datasets_root())

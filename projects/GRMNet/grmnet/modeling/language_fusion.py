@@ -1,0 +1,27 @@
+"""Shared helpers for concatenating the sentence feature to image / RoI features."""
+import torch
+
+from ..language import LanguageEncoder
+from ..vocabulary import load_vocabulary
+
+
+def language_channels(cfg) -> int:
+    """Channels L of the sentence feature (2 * LSTM hidden size)."""
+    return 2 * cfg.MODEL.GRMNET.LANGUAGE.HIDDEN_DIM
+
+
+def build_language_encoder(cfg) -> LanguageEncoder:
+    """The BiLSTM encoder sized by the vocabulary that ``cfg`` names."""
+    lang = cfg.MODEL.GRMNET.LANGUAGE
+    return LanguageEncoder(
+        vocab_size=len(load_vocabulary(cfg)),
+        embed_dim=lang.EMBED_DIM,
+        hidden_dim=lang.HIDDEN_DIM,
+        num_layers=lang.NUM_LAYERS,
+        dropout=lang.DROPOUT,
+    )
+
+
+def tile_language(language: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(N, L) sentence features -> (N, L, H, W) matching the spatial size of ``like`` (N, C, H, W)."""
+    return language[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])

@@ -1,0 +1,103 @@
+"""Dataset mapper: reads image, depth and instance ids; random crop and flip for training."""
+
+import copy
+import logging
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+
+from d2common.registry import DATASET_MAPPER_REGISTRY
+
+from .formats import read_depth_png, read_instances
+
+logger = logging.getLogger(__name__)
+
+
+@DATASET_MAPPER_REGISTRY.register()
+class ICMDepthDatasetMapper:
+    """Record -> ``{"image": (3, H, W), "depth": (H, W) float, "instance_ids": (H, W) long}``.
+
+    A file that cannot be read is skipped with a warning during training (detectron2's loader
+    then draws another record) and raises an error naming the file at test time.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        image_format: str = "BGR",
+        crop_size: Optional[Tuple[int, int]] = None,
+        flip_prob: float = 0.5,
+    ):
+        """
+        Args:
+            is_train: random crop / flip only when True.
+            image_format: detectron2 image format (``INPUT.FORMAT``).
+            crop_size: (h, w) training crop, None for whole images.
+            flip_prob: horizontal flip probability during training.
+        """
+        self.is_train = is_train
+        self.image_format = image_format
+        self.crop_size = tuple(crop_size) if crop_size else None
+        self.flip_prob = flip_prob
+        self.num_skipped = 0
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        crop = list(cfg.INPUT.ICM_DEPTH.CROP_SIZE)
+        if crop and len(crop) != 2:
+            raise ValueError(f"INPUT.ICM_DEPTH.CROP_SIZE must be [h, w] or [], got {crop}")
+        return {
+            "is_train": is_train,
+            "image_format": cfg.INPUT.FORMAT,
+            "crop_size": crop or None,
+            "flip_prob": cfg.INPUT.ICM_DEPTH.FLIP_PROB,
+        }
+
+    def __call__(self, dataset_dict):
+        record = copy.deepcopy(dataset_dict)
+        try:
+            image, depth, ids = self._read(record)
+        except (OSError, ValueError) as e:
+            if not self.is_train:
+                raise
+            self.num_skipped += 1
+            logger.warning("Skipping unreadable sample (%d so far): %s", self.num_skipped, e)
+            return None
+        if self.is_train:
+            image, depth, ids = self._augment(image, depth, ids)
+        record["height"], record["width"] = image.shape[:2]
+        record["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        record["depth"] = torch.as_tensor(np.ascontiguousarray(depth))
+        record["instance_ids"] = torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long)
+        return record
+
+    def _read(self, record):
+        image = utils.read_image(record["file_name"], format=self.image_format)
+        depth = read_depth_png(record["depth_file"])
+        ids = read_instances(record)
+        if ids is None:
+            ids = np.zeros(depth.shape, np.int32)
+        for name, array in (("depth", depth), ("instance", ids)):
+            if array.shape != image.shape[:2]:
+                raise ValueError(
+                    f"{record['file_name']}: {name} map is {array.shape}, "
+                    f"image is {image.shape[:2]}"
+                )
+        return image, depth, ids
+
+    def _augment(self, image, depth, ids) -> List[np.ndarray]:
+        arrays = [image, depth, ids]
+        if self.crop_size:
+            h, w = image.shape[:2]
+            ch, cw = min(self.crop_size[0], h), min(self.crop_size[1], w)
+            y0 = np.random.randint(0, h - ch + 1)
+            x0 = np.random.randint(0, w - cw + 1)
+            arrays = [a[y0 : y0 + ch, x0 : x0 + cw] for a in arrays]
+        if np.random.rand() < self.flip_prob:
+            arrays = [a[:, ::-1] for a in arrays]
+        return arrays

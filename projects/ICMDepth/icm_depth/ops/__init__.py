@@ -1,0 +1,28 @@
+"""Plain-torch operators of ICMDepth (no detectron2 import): cluster attention and losses."""
+
+from .cluster_attention import cluster_update_attention, pixel_cluster_attention
+from .depth_losses import silog_loss
+from .icm_loss import (
+    fcm_memberships,
+    hungarian_match,
+    icm_cost,
+    icm_loss,
+    instance_median_depth,
+    matched_cost_mean,
+    pool_memberships,
+)
+from .icm_reference import icm_loss_reference
+
+__all__ = [
+    "cluster_update_attention",
+    "pixel_cluster_attention",
+    "silog_loss",
+    "fcm_memberships",
+    "hungarian_match",
+    "icm_cost",
+    "icm_loss",
+    "instance_median_depth",
+    "matched_cost_mean",
+    "pool_memberships",
+    "icm_loss_reference",
+]

@@ -1,0 +1,34 @@
+"""The scale-invariant log loss SI_log (Eigen et al.) with iDisc's constants, plain torch."""
+
+import torch
+
+
+def silog_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    variance_focus: float = 0.85,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """``sqrt(var(g) + (1 - lambda) mean(g)^2 + eps)`` per image, averaged over images.
+
+    ``g = log(pred + eps) - log(target + eps)`` over each image's valid pixels; the variance is
+    the population variance. Images without valid pixels contribute 0.
+
+    Args:
+        pred: (B, H, W) positive predicted depth.
+        target: (B, H, W) GT depth.
+        valid: (B, H, W) bool.
+        variance_focus: lambda (0.85 gives iDisc's 0.15 * mean^2).
+
+    Returns:
+        scalar.
+    """
+    v = valid.to(pred.dtype).flatten(1)
+    g = (torch.log(pred + eps) - torch.log(target.clamp_min(0) + eps)).flatten(1) * v
+    count = v.sum(1)
+    n = count.clamp(min=1)
+    mean = g.sum(1) / n
+    var = ((g - mean[:, None]) ** 2 * v).sum(1) / n
+    per_image = torch.sqrt(var + (1.0 - variance_focus) * mean**2 + eps)
+    return (per_image * (count > 0).to(pred.dtype)).mean()

@@ -1,0 +1,247 @@
+"""The instance clustering membership (ICM) loss of eq. (4)-(6), batched in plain torch.
+
+Instances are given as an id map per image (0 = no instance, 1..M = instance), so every pixel
+belongs to at most one instance and the GT membership matrix G (M x HW) is stored implicitly as
+one value per pixel: ``g_ij`` for the pixel's own instance i (all other entries of column j are
+zero by definition). Only the Hungarian matching leaves torch (scipy, on the small N x M costs).
+"""
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+
+def instance_median_depth(
+    depth: torch.Tensor, instance_ids: torch.Tensor, num_instances: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Centroid c_i of every instance: the median of its valid GT depths (Fig. 3).
+
+    The median of an even count is the mean of the two middle values (numpy's convention).
+
+    Args:
+        depth: (B, P) GT depth; values <= 0 are invalid.
+        instance_ids: (B, P) long in [0, M]; 0 means "no instance".
+        num_instances: M.
+
+    Returns:
+        medians: (B, M) float, 0 where an instance has no valid depth.
+        present: (B, M) bool, instances with at least one valid depth.
+    """
+    batch, m = depth.shape[0], num_instances
+    inside = (depth > 0) & (instance_ids > 0)
+    image = torch.arange(batch, device=depth.device)[:, None].expand_as(instance_ids)
+    segment = (image * (m + 1) + instance_ids)[inside]
+    values = depth[inside]
+    # Two stable sorts give segments in order, each sorted by depth.
+    by_value = torch.argsort(values, stable=True)
+    segment, values = segment[by_value], values[by_value]
+    by_segment = torch.argsort(segment, stable=True)
+    values = values[by_segment]
+    counts = torch.bincount(segment, minlength=batch * (m + 1))
+    present = counts > 0
+    if values.numel() == 0:
+        medians = torch.zeros(batch * (m + 1), dtype=depth.dtype, device=depth.device)
+    else:
+        starts = counts.cumsum(0) - counts
+        last = values.numel() - 1
+        low = (starts + (counts - 1).clamp(min=0) // 2).clamp(max=last)
+        high = (starts + counts // 2).clamp(max=last)
+        medians = torch.where(present, 0.5 * (values[low] + values[high]), values.new_zeros(()))
+    return medians.view(batch, m + 1)[:, 1:], present.view(batch, m + 1)[:, 1:]
+
+
+def fcm_memberships(
+    depth: torch.Tensor,
+    instance_ids: torch.Tensor,
+    medians: torch.Tensor,
+    present: torch.Tensor,
+    fuzziness: float = 2.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Fuzzy c-means memberships of eq. (4) of every pixel for its own instance.
+
+    ``g_ij = |x_j - c_i|^(-2/(m-1)) / sum_k |x_j - c_k|^(-2/(m-1))`` with k over all instances
+    that have a centroid, computed as a softmax of ``-(2/(m-1)) log|x_j - c_k|`` so that
+    ``x_j == c_i`` gives g_ij -> 1 (distances are clamped at ``eps``) instead of inf / inf.
+
+    Args:
+        depth: (B, P) GT depth x_j (<= 0 invalid).
+        instance_ids: (B, P) long in [0, M].
+        medians, present: (B, M) from :func:`instance_median_depth`.
+        fuzziness: the degree of fuzziness m (> 1).
+        eps: smallest distance, in depth units.
+
+    Returns:
+        (B, P) float: g_ij for the pixel's instance i; 0 outside instances and without depth.
+    """
+    if fuzziness <= 1:
+        raise ValueError(f"the degree of fuzziness m must be > 1, got {fuzziness}")
+    inside = (depth > 0) & (instance_ids > 0)
+    out = torch.zeros_like(depth)
+    img, pix = inside.nonzero(as_tuple=True)
+    if img.numel() == 0:
+        return out
+    x = depth[img, pix]
+    distance = (x[:, None] - medians[img]).abs().clamp_min(eps)
+    log_w = (-2.0 / (fuzziness - 1.0)) * distance.log()
+    log_w = log_w.masked_fill(~present[img], float("-inf"))
+    own = (instance_ids[img, pix] - 1)[:, None]
+    out[img, pix] = log_w.log_softmax(dim=-1).gather(1, own).squeeze(1).exp()
+    return out
+
+
+def pool_memberships(
+    memberships: torch.Tensor,
+    instance_ids: torch.Tensor,
+    valid_depth: torch.Tensor,
+    image_size: Tuple[int, int],
+    level_size: Tuple[int, int],
+    num_instances: int,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Downsamples G to a feature resolution: the mean over the valid-depth pixels of each cell.
+
+    Args:
+        memberships: (B, P) per-pixel g from :func:`fcm_memberships`, P = H * W.
+        instance_ids: (B, P) long in [0, M].
+        valid_depth: (B, P) bool, pixels with valid GT depth.
+        image_size: (H, W) of the pixel grid.
+        level_size: (h, w) of the feature map; cell of pixel (y, x) is (y * h // H, x * w // W).
+        num_instances: M.
+
+    Returns:
+        G: (B, M, h * w) pooled memberships.
+        valid: (B, h * w) bool, cells holding at least one valid-depth pixel.
+    """
+    (height, width), (h, w) = image_size, level_size
+    batch, device = memberships.shape[0], memberships.device
+    rows = torch.arange(height, device=device) * h // height
+    cols = torch.arange(width, device=device) * w // width
+    cell = (rows[:, None] * w + cols[None, :]).reshape(1, -1).expand(batch, -1)
+    weight = valid_depth.to(memberships.dtype)
+    counts = memberships.new_zeros(batch, h * w).scatter_add_(1, cell, weight)
+    slot = instance_ids.clamp(min=0) * (h * w) + cell
+    sums = memberships.new_zeros(batch, (num_instances + 1) * h * w)
+    sums.scatter_add_(1, slot, memberships * weight)
+    pooled = sums.view(batch, num_instances + 1, h * w)[:, 1:] / counts.clamp(min=1)[:, None]
+    return pooled, counts > 0
+
+
+def icm_cost(
+    attn: torch.Tensor, memberships: torch.Tensor, valid: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """Matching costs of eq. (5) between every cluster i and every instance i'.
+
+    ``l_ii' = -g^_i'^T log a^_i - (1 - g^_i')^T log(1 - a^_i)`` over the valid pixels, with a^_i
+    and g^_i' the rows of A1 and G L2-normalised over those pixels. Logs see values clamped to
+    [eps, 1 - eps].
+
+    Args:
+        attn: (B, N, Q) A1 at one resolution.
+        memberships: (B, M, Q) G at the same resolution.
+        valid: (B, Q) bool, pixels that count (valid GT depth).
+
+    Returns:
+        (B, N, M) costs.
+    """
+    v = valid.to(attn.dtype)[:, None, :]
+    a = attn * v
+    a_hat = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
+    g = memberships.to(attn.dtype) * v
+    g_hat = g / g.norm(dim=-1, keepdim=True).clamp_min(eps)
+    log_a = a_hat.clamp(eps, 1.0 - eps).log() * v
+    log_not_a = (1.0 - a_hat).clamp_min(eps).log() * v
+    g_t = g_hat.transpose(1, 2)
+    # -(g . log a) - sum(log(1 - a)) + (g . log(1 - a)), expanded so that it is two matmuls.
+    return -torch.bmm(log_a, g_t) - log_not_a.sum(-1, keepdim=True) + torch.bmm(log_not_a, g_t)
+
+
+def hungarian_match(
+    cost: torch.Tensor, present: torch.Tensor
+) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Minimum-cost one-to-one matching of clusters to the present instances (scipy).
+
+    Args:
+        cost: (B, N, M) costs.
+        present: (B, M) bool; absent instances take no part.
+
+    Returns:
+        per image, (cluster indices, instance indices): two long tensors of length min(N, M_b).
+    """
+    costs = cost.detach().to("cpu", torch.float64).numpy()
+    present_np = present.cpu().numpy()
+    matches = []
+    for b in range(costs.shape[0]):
+        cols = np.flatnonzero(present_np[b])
+        if cols.size == 0:
+            rows, matched = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        else:
+            rows, picked = linear_sum_assignment(costs[b][:, cols])
+            matched = cols[picked]
+        matches.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(matched)))
+    return matches
+
+
+def matched_cost_mean(
+    cost: torch.Tensor, matches: Sequence[Tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Eq. (6) per image (mean cost over its matched pairs, 0 with no instance), batch mean.
+
+    Args:
+        cost: (B, N, M).
+        matches: output of :func:`hungarian_match`.
+
+    Returns:
+        scalar; always connected to ``cost``'s graph.
+    """
+    batch = cost.shape[0]
+    image = torch.cat([torch.full_like(r, b) for b, (r, _) in enumerate(matches)])
+    rows = torch.cat([r for r, _ in matches])
+    cols = torch.cat([c for _, c in matches])
+    device = cost.device
+    image, rows, cols = image.to(device), rows.to(device), cols.to(device)
+    sums = cost.new_zeros(batch).index_add_(0, image, cost[image, rows, cols])
+    counts = torch.bincount(image, minlength=batch).clamp(min=1).to(cost.dtype)
+    return (sums / counts).mean() + cost.sum() * 0.0
+
+
+def icm_loss(
+    attns: Sequence[torch.Tensor],
+    level_sizes: Sequence[Tuple[int, int]],
+    depth: torch.Tensor,
+    instance_ids: torch.Tensor,
+    fuzziness: float = 2.0,
+) -> List[torch.Tensor]:
+    """The ICM loss at every given resolution (eq. 4-6, summed as eq. 7 by the caller).
+
+    Args:
+        attns: per resolution l, A1_l of shape (B, N, h_l * w_l).
+        level_sizes: per resolution, (h_l, w_l).
+        depth: (B, H, W) GT depth at the input resolution (<= 0 invalid); pixels without valid
+            depth take no part in G or in the cost.
+        instance_ids: (B, H, W) long id map, 0 = no instance, 1..M.
+        fuzziness: m of eq. (4).
+
+    Returns:
+        list of scalars, one per resolution; zero (and finite) for frames without instances.
+    """
+    if len(attns) != len(level_sizes):
+        raise ValueError("one level size per attention matrix is needed")
+    batch, height, width = depth.shape
+    depth = depth.reshape(batch, -1)
+    ids = instance_ids.reshape(batch, -1).long()
+    num_instances = int(ids.max()) if ids.numel() else 0
+    if num_instances == 0:
+        return [attn.sum() * 0.0 for attn in attns]
+    medians, present = instance_median_depth(depth, ids, num_instances)
+    g = fcm_memberships(depth, ids, medians, present, fuzziness)
+    valid_depth = depth > 0
+    losses = []
+    for attn, level_size in zip(attns, level_sizes):
+        pooled, valid = pool_memberships(
+            g, ids, valid_depth, (height, width), tuple(level_size), num_instances
+        )
+        cost = icm_cost(attn, pooled, valid)
+        losses.append(matched_cost_mean(cost, hungarian_match(cost, present)))
+    return losses

@@ -1,0 +1,306 @@
+"""Weighted non-local block (Lin et al., Eq. 1) with memory-efficient non-local means.
+
+``z = w * W_z(y) + (1 - w) * x``, where ``y`` is the non-local means of ``x`` (Wang et al. 2018)
+in one of four forms. None of the forms materialises the N x N affinity matrix:
+
+- embedded Gaussian ``softmax_j(theta_i . phi_j)`` and Gaussian ``softmax_j(x_i . x_j)`` go
+  through ``scaled_dot_product_attention(..., scale=1.0)`` (flash / memory-efficient kernels on
+  CPU and CUDA), or, for CPU training where torch's fused backward is slow, through query
+  blocks with recomputation (:class:`ChunkedSoftmaxAttention`);
+- dot product ``(theta_i . phi_j) / M`` is computed as ``theta (phi^T g) / M``;
+- concatenation ``ReLU(a . theta_i + b . phi_j + c) / M`` is computed exactly from sorted
+  suffix sums of ``g`` (O(M log M) time, O(M C') memory).
+
+This module imports torch only.
+"""
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
+ATTENTION_BACKENDS = ("auto", "sdpa", "chunked")
+
+
+def softmax_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, backend: str = "auto"
+) -> torch.Tensor:
+    """``softmax(query key^T) value`` without scaling, in O(N) memory.
+
+    Args:
+        query: (B, N, E). key: (B, M, E). value: (B, M, Ev).
+        backend: "sdpa" (``scaled_dot_product_attention``, fused kernels), "chunked" (query
+            blocks with recomputation in backward, BLAS only), or "auto": sdpa on CUDA and for
+            CPU inference, chunked for CPU training, where torch's fused backward is slow.
+
+    Returns:
+        (B, N, Ev).
+    """
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; expected {ATTENTION_BACKENDS}")
+    needs_grad = torch.is_grad_enabled() and (
+        query.requires_grad or key.requires_grad or value.requires_grad
+    )
+    if backend == "chunked" or (backend == "auto" and query.device.type == "cpu" and needs_grad):
+        return ChunkedSoftmaxAttention.apply(query, key, value)
+    e, ev = query.shape[-1], value.shape[-1]
+    # The fused CPU / CUDA kernels need one head dimension for q, k and v; zero padding leaves
+    # the dot products (padding q, k) and the weighted sums (padding v) unchanged.
+    if e < ev:
+        query, key = F.pad(query, (0, ev - e)), F.pad(key, (0, ev - e))
+    elif ev < e:
+        value = F.pad(value, (0, e - ev))
+    out = F.scaled_dot_product_attention(
+        query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=1.0
+    )
+    return out.squeeze(1)[..., :ev]
+
+
+class ChunkedSoftmaxAttention(torch.autograd.Function):
+    """``softmax(q k^T) v`` over blocks of queries; backward recomputes each block.
+
+    Peak extra memory is one (B, rows, M) block, with rows chosen so that a block holds about
+    ``CHUNK_ELEMENTS`` values; only the output and the per-query log-sum-exp are kept.
+    """
+
+    CHUNK_ELEMENTS = 2**22
+
+    @staticmethod
+    def _rows(q, k):
+        return max(16, ChunkedSoftmaxAttention.CHUNK_ELEMENTS // max(1, q.shape[0] * k.shape[1]))
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        b, n, _ = q.shape
+        rows = ChunkedSoftmaxAttention._rows(q, k)
+        out = q.new_empty(b, n, v.shape[-1])
+        lse = q.new_empty(b, n, 1)
+        kt = k.transpose(1, 2)
+        for s in range(0, n, rows):
+            logits = torch.bmm(q[:, s : s + rows], kt)
+            lse[:, s : s + rows] = torch.logsumexp(logits, dim=-1, keepdim=True)
+            probs = logits.sub_(lse[:, s : s + rows]).exp_()
+            out[:, s : s + rows] = torch.bmm(probs, v)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        rows = ChunkedSoftmaxAttention._rows(q, k)
+        grad_q = torch.empty_like(q)
+        grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
+        kt, vt = k.transpose(1, 2), v.transpose(1, 2)
+        for s in range(0, q.shape[1], rows):
+            q_blk, go_blk = q[:, s : s + rows], grad_out[:, s : s + rows]
+            probs = torch.bmm(q_blk, kt).sub_(lse[:, s : s + rows]).exp_()
+            grad_v.baddbmm_(probs.transpose(1, 2), go_blk)
+            grad_probs = torch.bmm(go_blk, vt)
+            grad_probs.sub_((go_blk * out[:, s : s + rows]).sum(-1, keepdim=True))
+            grad_logits = probs.mul_(grad_probs)
+            grad_q[:, s : s + rows] = torch.bmm(grad_logits, k)
+            grad_k.baddbmm_(grad_logits.transpose(1, 2), q_blk)
+        return grad_q, grad_k, grad_v
+
+
+def normalized_dot_product(theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``sum_j (theta_i . phi_j) g_j / M`` as ``theta (phi^T g) / M``.
+
+    Args:
+        theta: (B, N, C'). phi: (B, M, C'). g: (B, M, Cv).
+
+    Returns:
+        (B, N, Cv).
+    """
+    return theta @ (phi.transpose(1, 2) @ g) / phi.shape[1]
+
+
+def normalized_relu_pairwise(
+    query_term: torch.Tensor, key_term: torch.Tensor, g: torch.Tensor
+) -> torch.Tensor:
+    """``y_i = sum_j ReLU(u_i + v_j) g_j / M`` exactly, without the N x M matrix.
+
+    ``ReLU(u_i + v_j)`` is non-zero only for ``v_j > -u_i``; with the keys sorted by ``v``,
+    ``y_i = (u_i * S_g(k_i) + S_vg(k_i)) / M`` where ``S`` are suffix sums and ``k_i`` the first
+    sorted key above ``-u_i``.
+
+    Args:
+        query_term: (B, N) values ``u``. key_term: (B, M) values ``v``. g: (B, M, Cv).
+
+    Returns:
+        (B, N, Cv).
+    """
+    b, m, cv = g.shape
+    v_sorted, order = torch.sort(key_term, dim=1)
+    g_sorted = torch.gather(g, 1, order.unsqueeze(-1).expand(b, m, cv))
+    zero = g.new_zeros(b, 1, cv)
+    suffix_g = torch.cat([_suffix_sum(g_sorted), zero], dim=1)
+    suffix_vg = torch.cat([_suffix_sum(v_sorted.unsqueeze(-1) * g_sorted), zero], dim=1)
+    first = torch.searchsorted(v_sorted.detach().contiguous(), -query_term.detach(), right=True)
+    first = first.unsqueeze(-1).expand(-1, -1, cv)
+    y = query_term.unsqueeze(-1) * torch.gather(suffix_g, 1, first)
+    return (y + torch.gather(suffix_vg, 1, first)) / m
+
+
+def _suffix_sum(x: torch.Tensor) -> torch.Tensor:
+    """Suffix sums along dim 1 (summed from the end, so no cancellation)."""
+    return torch.flip(torch.cumsum(torch.flip(x, dims=[1]), dim=1), dims=[1])
+
+
+def nonlocal_means(
+    mode: str,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    g: torch.Tensor,
+    concat_weight: Optional[torch.Tensor] = None,
+    concat_bias: Optional[torch.Tensor] = None,
+    attention_backend: str = "auto",
+) -> torch.Tensor:
+    """The non-local operation ``y_i = sum_j f(q_i, k_j) g_j / C(x)`` of one form.
+
+    Args:
+        mode: one of NONLOCAL_MODES.
+        query: (B, N, E): theta (x itself for the Gaussian form).
+        key: (B, M, E): phi (x, possibly sub-sampled, for the Gaussian form).
+        g: (B, M, Cv).
+        concat_weight: (2E,) weights of the concatenation form's projection ``w_f``.
+        concat_bias: () bias of that projection.
+        attention_backend: see :func:`softmax_attention` (softmax forms only).
+
+    Returns:
+        (B, N, Cv).
+    """
+    if mode in ("embedded_gaussian", "gaussian"):
+        return softmax_attention(query, key, g, attention_backend)
+    if mode == "dot_product":
+        return normalized_dot_product(query, key, g)
+    if mode == "concatenation":
+        e = query.shape[-1]
+        u = query @ concat_weight[:e] + (0 if concat_bias is None else concat_bias)
+        return normalized_relu_pairwise(u, key @ concat_weight[e:], g)
+    raise ValueError(f"unknown non-local mode {mode!r}; expected one of {NONLOCAL_MODES}")
+
+
+class WeightedNonLocal2d(nn.Module):
+    """Weighted non-local block: ``z = w * W_z(y) + (1 - w) * x`` (paper Eq. 1).
+
+    ``W_z`` is a 1x1 conv followed by a norm layer whose scale (gamma) starts at 0, so the block
+    starts as ``(1 - w) x``; the 1x1 convs start from N(0, 0.01^2) as in Wang et al.'s release,
+    which keeps every parameter trainable (an all-zero ``W_z`` never receives a gradient).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        mode: str = "embedded_gaussian",
+        reduction: int = 2,
+        sub_sample: bool = False,
+        weight_init: float = 0.0,
+        learn_weight: bool = True,
+        norm: Optional[Callable[[int], nn.Module]] = None,
+        init_std: float = 0.01,
+        attention_backend: str = "auto",
+    ):
+        """
+        Args:
+            in_channels: C, channels of x and z.
+            mode: non-local form, one of NONLOCAL_MODES.
+            reduction: r; the inner (theta / phi / g) width is C' = C // r.
+            sub_sample: max-pool (2x2) phi and g (and the Gaussian form's keys).
+            weight_init: initial value of the blending weight w.
+            learn_weight: learn w (paper); False keeps it fixed (Table 2 ablation).
+            norm: factory ``norm(C) -> nn.Module`` for W_z's norm layer (default BatchNorm2d).
+            init_std: std of the normal init of the 1x1 convs.
+            attention_backend: kernel of the softmax forms, see :func:`softmax_attention`.
+        """
+        super().__init__()
+        if mode not in NONLOCAL_MODES:
+            raise ValueError(f"unknown non-local mode {mode!r}; expected one of {NONLOCAL_MODES}")
+        if reduction < 1 or in_channels < reduction:
+            raise ValueError(
+                f"reduction must be in [1, in_channels={in_channels}], got {reduction}"
+            )
+        self.mode = mode
+        self.in_channels = in_channels
+        self.inner_channels = in_channels // reduction
+        self.sub_sample = sub_sample
+        if attention_backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"unknown attention backend {attention_backend!r}")
+        self.attention_backend = attention_backend
+        inner = self.inner_channels
+        self.g = nn.Conv2d(in_channels, inner, 1)
+        if mode != "gaussian":
+            self.theta = nn.Conv2d(in_channels, inner, 1)
+            self.phi = nn.Conv2d(in_channels, inner, 1)
+        if mode == "concatenation":
+            self.concat_project = nn.Conv2d(2 * inner, 1, 1)
+        self.pool = nn.MaxPool2d(2) if sub_sample else nn.Identity()
+        self.out_conv = nn.Conv2d(inner, in_channels, 1)
+        self.out_norm = (norm or nn.BatchNorm2d)(in_channels)
+        initial = torch.tensor(float(weight_init))
+        if learn_weight:
+            self.blend_weight = nn.Parameter(initial)
+        else:
+            self.register_buffer("blend_weight", initial)
+        self.reset_parameters(init_std)
+
+    def reset_parameters(self, init_std: float = 0.01) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=init_std)
+                nn.init.zeros_(m.bias)
+        if getattr(self.out_norm, "weight", None) is not None:
+            nn.init.zeros_(self.out_norm.weight)
+        if getattr(self.out_norm, "bias", None) is not None:
+            nn.init.zeros_(self.out_norm.bias)
+
+    def nonlocal_response(self, x: torch.Tensor) -> torch.Tensor:
+        """The non-local means ``y`` of ``x``.
+
+        Args:
+            x: (B, C, H, W).
+
+        Returns:
+            (B, C', H, W).
+        """
+        b, _, h, w = x.shape
+        g = _positions(self.pool(self.g(x)))
+        if self.mode == "gaussian":
+            query, key = _positions(x), _positions(self.pool(x))
+        else:
+            query, key = _positions(self.theta(x)), _positions(self.pool(self.phi(x)))
+        concat_weight = concat_bias = None
+        if self.mode == "concatenation":
+            concat_weight = self.concat_project.weight.flatten()
+            concat_bias = self.concat_project.bias[0]
+        y = nonlocal_means(
+            self.mode, query, key, g, concat_weight, concat_bias, self.attention_backend
+        )
+        return y.transpose(1, 2).reshape(b, self.inner_channels, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: (B, C, H, W).
+
+        Returns:
+            z: (B, C, H, W).
+        """
+        y = self.out_norm(self.out_conv(self.nonlocal_response(x)))
+        return self.blend_weight * y + (1 - self.blend_weight) * x
+
+    def extra_repr(self) -> str:
+        learn = isinstance(self.blend_weight, nn.Parameter)
+        return (
+            f"mode={self.mode}, in_channels={self.in_channels}, inner={self.inner_channels}, "
+            f"sub_sample={self.sub_sample}, learn_weight={learn}"
+        )
+
+
+def _positions(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C)."""
+    # Fused attention kernels need a unit stride on the channel dimension.
+    return x.flatten(2).transpose(1, 2).contiguous()

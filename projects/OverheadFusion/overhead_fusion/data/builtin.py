@@ -1,0 +1,114 @@
+"""Registers the project's datasets under ``d2common.data.datasets_root()`` at import.
+
+Expected layout: see ``projects/OverheadFusion/DATASETS.md``.
+"""
+
+import os
+
+from d2common.data import datasets_root, ensure_generated, register_dataset_once
+
+from .label_formats import LABEL_FORMATS
+from .loaders import load_city_osm, load_tiled_dataset
+from .toy import TOY_GRID, TOY_SPLITS, TOY_TILE_SIZE, generate_toy_split
+
+__all__ = ["register_all_overhead_fusion", "register_tiled_dataset", "toy_dir"]
+
+# City-OSM: Berlin big images 1-160 train, 161-200 validation (2560 / 640 tiles), Potsdam test.
+_CITY_OSM_SPLITS = {
+    "overhead_fusion_city_osm_berlin_train": ("berlin", [f"berlin{i}" for i in range(1, 161)]),
+    "overhead_fusion_city_osm_berlin_val": ("berlin", [f"berlin{i}" for i in range(161, 201)]),
+    "overhead_fusion_city_osm_potsdam_test": ("potsdam", None),
+}
+
+# name -> (image dir, label dir, label format, image suffix, label suffix, crop, grid)
+_TILED_SPLITS = {
+    **{
+        f"overhead_fusion_mass_roads_{s}": (
+            f"mass_roads/{s}/sat",
+            f"mass_roads/{s}/map",
+            "mass_roads",
+            "",
+            "",
+            1500,
+            5,
+        )
+        for s in ("train", "valid", "test")
+    },
+    **{
+        f"overhead_fusion_mass_buildings_{s}": (
+            f"mass_buildings/{s}/sat",
+            f"mass_buildings/{s}/map",
+            "mass_buildings",
+            "",
+            "",
+            1500,
+            5,
+        )
+        for s in ("train", "valid", "test")
+    },
+    "overhead_fusion_potsdam": (
+        "potsdam/2_Ortho_RGB",
+        "potsdam/5_Labels_all",
+        "isprs_potsdam",
+        "_RGB",
+        "_label",
+        6000,
+        10,
+    ),
+}
+
+
+def toy_dir(root: str = None) -> str:
+    return os.path.join(root or datasets_root(), "toy", "overhead_fusion")
+
+
+def _metadata(label_format: str, **extra):
+    fmt = LABEL_FORMATS[label_format]
+    return dict(
+        stuff_classes=list(fmt.classes),
+        stuff_colors=fmt.class_colors().tolist(),
+        label_format=label_format,
+        ignore_label=255,
+        evaluator_type="overhead_fusion",
+        **extra,
+    )
+
+
+def register_tiled_dataset(name, image_dir, label_dir, label_format, *args, **kwargs):
+    """Registers one generic tiled dataset (arguments as ``load_tiled_dataset``)."""
+    register_dataset_once(
+        name,
+        lambda: load_tiled_dataset(image_dir, label_dir, label_format, *args, **kwargs),
+        **_metadata(label_format, image_root=image_dir, sem_seg_root=label_dir),
+    )
+
+
+def _load_toy(root: str, split: str):
+    directory = os.path.join(toy_dir(root), split)
+    ensure_generated(directory, lambda tmp: generate_toy_split(tmp, split))
+    return load_city_osm(directory, crop=TOY_TILE_SIZE, grid=TOY_GRID)
+
+
+def register_all_overhead_fusion(root: str = None) -> None:
+    """Registers City-OSM, Massachusetts Roads / Buildings, ISPRS Potsdam and the toy splits."""
+    root = root or datasets_root()
+    for name, (city, keys) in _CITY_OSM_SPLITS.items():
+        city_dir = os.path.join(root, "city_osm", city)
+        register_dataset_once(
+            name,
+            lambda d=city_dir, k=keys: load_city_osm(d, keys=k),
+            **_metadata("city_osm", image_root=city_dir),
+        )
+    for name, (img, lab, fmt, isuf, lsuf, crop, grid) in _TILED_SPLITS.items():
+        register_tiled_dataset(
+            name, os.path.join(root, img), os.path.join(root, lab), fmt, isuf, lsuf, crop, grid
+        )
+    for split in TOY_SPLITS:
+        register_dataset_once(
+            f"overhead_fusion_toy_{split}",
+            lambda s=split: _load_toy(datasets_root(), s),
+            **_metadata("city_osm"),
+        )
+
+
+register_all_overhead_fusion()

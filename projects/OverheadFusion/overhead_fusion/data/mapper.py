@@ -1,0 +1,173 @@
+"""Dataset mapper: reads one tile and its labels, and synthesises the noisy views of it."""
+
+import logging
+import os
+from typing import List, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from d2common.data import seeded_rng
+from d2common.registry import DATASET_MAPPER_REGISTRY
+
+from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, apply_artifacts
+from .label_formats import LABEL_FORMATS, decode_color_label
+from .loaders import IMAGE_EXTENSIONS
+
+__all__ = ["OverheadFusionDatasetMapper", "read_tile", "tile_box"]
+
+logger = logging.getLogger(__name__)
+
+# The authors blur the cloud alpha with sigma 5 at their 300 px input size.
+_REFERENCE_SIZE = 300
+
+
+def tile_box(height: int, width: int, tile):
+    """(x0, y0, x1, y1) of tile ``[row, col, grid, crop]`` in an image of the given size."""
+    row, col, grid, crop = tile
+    side = min(height, width) if crop <= 0 else min(crop, height, width)
+    step = side // grid
+    return col * step, row * step, (col + 1) * step, (row + 1) * step
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+    return image[:, :, ::-1]
+
+
+def read_tile(dataset_dict: dict, size: int):
+    """Reads the tile of a dataset dict, resized to ``size`` x ``size``.
+
+    Images are resized with area interpolation, labels decoded from their colours and resized
+    with nearest neighbour (bilinear resizing would blend class ids at edges).
+
+    Returns:
+        image (size, size, 3) uint8 RGB; labels (size, size) uint8 class ids, or None without a
+        label file.
+    """
+    image = _read_rgb(dataset_dict["file_name"])
+    tile = dataset_dict.get("tile", [0, 0, 1, 0])
+    x0, y0, x1, y1 = tile_box(image.shape[0], image.shape[1], tile)
+    image = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    labels = None
+    if "sem_seg_file_name" in dataset_dict:
+        label_rgb = _read_rgb(dataset_dict["sem_seg_file_name"])
+        fmt = LABEL_FORMATS[dataset_dict.get("label_format", "city_osm")]
+        lx0, ly0, lx1, ly1 = tile_box(label_rgb.shape[0], label_rgb.shape[1], tile)
+        ids = decode_color_label(np.ascontiguousarray(label_rgb[ly0:ly1, lx0:lx1]), fmt)
+        labels = cv2.resize(ids, (size, size), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(image), labels
+
+
+@DATASET_MAPPER_REGISTRY.register()
+class OverheadFusionDatasetMapper:
+    """Maps a tile dict to the model's input: clean image, labels and V noisy views.
+
+    Output dict: "views" (V, 3, S, S) float32 in [0, 1], "image" (3, S, S) the clean tile,
+    "sem_seg" (S, S) int64, "artifact_kinds" (V,) int64, plus "image_id", "file_name",
+    "height", "width". Training draws fresh artifacts (and V) whenever a sample is loaded;
+    evaluation seeds them by (INPUT.OVERHEAD_FUSION.SEED, image_id, repeat).
+    """
+
+    def __init__(self, cfg, is_train: bool = True, repeat: int = 0):
+        c = cfg.INPUT.OVERHEAD_FUSION
+        self.is_train = is_train
+        self.repeat = repeat
+        self.size = int(c.IMAGE_SIZE)
+        self.min_views, self.max_views = (int(v) for v in c.NUM_VIEWS)
+        if not 1 <= self.min_views <= self.max_views:
+            raise ValueError(
+                f"INPUT.OVERHEAD_FUSION.NUM_VIEWS must be (min, max), got {c.NUM_VIEWS}"
+            )
+        unknown = [t for t in c.ARTIFACT_TYPES if t not in ARTIFACT_NAMES]
+        if unknown or not c.ARTIFACT_TYPES:
+            raise ValueError(
+                f"INPUT.OVERHEAD_FUSION.ARTIFACT_TYPES: unknown {unknown}; "
+                f"use {list(ARTIFACT_NAMES)}"
+            )
+        self.kinds = [ARTIFACT_NAMES[t] for t in c.ARTIFACT_TYPES]
+        self.area_fraction = float(c.AREA_FRACTION)
+        self.blur_sigma = float(c.CLOUD_BLUR_SIGMA) * self.size / _REFERENCE_SIZE
+        self.seed = int(c.SEED)
+        self.random_flip = bool(c.RANDOM_FLIP) and is_train
+        self.cloud_textures = _load_cloud_textures(c.CLOUD_TEXTURE_DIR, is_train, self.size)
+
+    def _generator(self, image_id) -> Optional[torch.Generator]:
+        if self.is_train:
+            return None
+        rng = seeded_rng(self.seed, str(image_id), self.repeat)
+        return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+    def synthesize_views(self, clean: torch.Tensor, generator=None):
+        """(3, S, S) clean image -> views (V, 3, S, S), artifact (V, 1, S, S), kinds (V,)."""
+        num_views = self.max_views
+        if self.is_train and self.min_views < self.max_views:
+            span = self.max_views - self.min_views + 1
+            num_views = self.min_views + int(torch.randint(span, (1,), generator=generator))
+        kinds = torch.tensor([self.kinds[j % len(self.kinds)] for j in range(num_views)])
+        area = torch.full((num_views,), self.area_fraction)
+        textures = None
+        if self.cloud_textures is not None and (kinds == ARTIFACT_CLOUD).any():
+            pick = torch.randint(len(self.cloud_textures), (num_views,), generator=generator)
+            textures = self.cloud_textures[pick]
+        images = clean.unsqueeze(0).expand(num_views, -1, -1, -1)
+        views, artifact = apply_artifacts(images, kinds, area, textures, self.blur_sigma, generator)
+        return views, artifact, kinds
+
+    def __call__(self, dataset_dict: dict):
+        dataset_dict = dict(dataset_dict)
+        try:
+            image, labels = read_tile(dataset_dict, self.size)
+        except (OSError, cv2.error, ValueError) as e:
+            # detectron2's loader replaces a None sample by another one.
+            logger.warning("Skipping %s: %s", dataset_dict.get("file_name"), e)
+            return None
+        if self.random_flip:
+            if np.random.rand() < 0.5:
+                image, labels = image[:, ::-1], None if labels is None else labels[:, ::-1]
+            if np.random.rand() < 0.5:
+                image, labels = image[::-1], None if labels is None else labels[::-1]
+        clean = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        views, _, kinds = self.synthesize_views(clean, self._generator(dataset_dict["image_id"]))
+        dataset_dict.update(
+            views=views,
+            image=clean,
+            artifact_kinds=kinds,
+            height=self.size,
+            width=self.size,
+        )
+        if labels is not None:
+            dataset_dict["sem_seg"] = torch.from_numpy(np.ascontiguousarray(labels)).long()
+        return dataset_dict
+
+
+def _load_cloud_textures(directory: str, is_train: bool, size: int) -> Optional[torch.Tensor]:
+    """Cloud photographs of ``directory`` (its ``train/`` or ``test/`` subfolder when present).
+
+    Returns:
+        (K, 3, size, size) float in [0, 1], or None when no folder is configured.
+    """
+    if not directory:
+        return None
+    sub = os.path.join(directory, "train" if is_train else "test")
+    folder = sub if os.path.isdir(sub) else directory
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"INPUT.OVERHEAD_FUSION.CLOUD_TEXTURE_DIR {folder} does not exist")
+    textures: List[np.ndarray] = []
+    skipped = 0
+    for name in sorted(os.listdir(folder)):
+        if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+            continue
+        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        if image is None:
+            skipped += 1
+            continue
+        textures.append(cv2.resize(image[:, :, ::-1], (size, size), interpolation=cv2.INTER_AREA))
+    if skipped:
+        logger.warning("%s: skipped %d unreadable cloud images", folder, skipped)
+    if not textures:
+        raise FileNotFoundError(f"no readable cloud images in {folder}")
+    return torch.from_numpy(np.stack(textures)).permute(0, 3, 1, 2).float() / 255.0

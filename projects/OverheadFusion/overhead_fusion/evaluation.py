@@ -1,0 +1,89 @@
+"""Segmentation scores over one confusion matrix of the whole set, and fused-image L1 error."""
+
+import json
+import logging
+import os
+from collections import OrderedDict
+
+import torch
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from d2common.registry import EVALUATOR_REGISTRY
+
+from .ops import confusion_matrix, segmentation_scores
+
+__all__ = ["OverheadFusionEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+
+@EVALUATOR_REGISTRY.register()
+class OverheadFusionEvaluator(DatasetEvaluator):
+    """Pixel accuracy, per-class IoU, mIoU and fwIoU (FCN definitions, one confusion matrix for
+    the whole set, in percent) and the mean per-pixel L1 error of the fused image against the
+    clean image (sum of the absolute RGB differences in [0, 1], averaged over pixels).
+
+    Results: ``{"fusion": {"pACC", "mIoU", "fwIoU", "IoU-<class>", "L1"}}``.
+    """
+
+    def __init__(self, cfg, dataset_name: str, output_folder: str = None):
+        """Built by the registry as ``cls(cfg, dataset_name, output_folder)``."""
+        c = cfg.MODEL.OVERHEAD_FUSION
+        num_classes, ignore_value = c.NUM_CLASSES, c.IGNORE_VALUE
+        meta = MetadataCatalog.get(dataset_name)
+        classes = meta.get("stuff_classes", None) or [str(i) for i in range(num_classes)]
+        if len(classes) != num_classes:
+            raise ValueError(
+                f"{dataset_name} has {len(classes)} classes {classes}, the model {num_classes}: "
+                "set MODEL.OVERHEAD_FUSION.NUM_CLASSES and CLASS_WEIGHTS to match"
+            )
+        self.dataset_name = dataset_name
+        self.class_names = list(classes)
+        self.num_classes = num_classes
+        self.ignore_value = ignore_value
+        self.output_dir = output_folder
+        self.reset()
+
+    def reset(self):
+        self._conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self._l1_sum = 0.0
+        self._l1_pixels = 0
+
+    def process(self, inputs, outputs):
+        for inp, out in zip(inputs, outputs):
+            if "sem_seg" in inp:
+                pred = out["sem_seg"].argmax(dim=0).cpu()
+                self._conf += confusion_matrix(
+                    pred, inp["sem_seg"].cpu(), self.num_classes, self.ignore_value
+                )
+            if "image" in inp and "fused" in out:
+                diff = (out["fused"].detach().cpu().float() - inp["image"].float()).abs().sum(0)
+                self._l1_sum += float(diff.sum())
+                self._l1_pixels += diff.numel()
+
+    def evaluate(self):
+        gathered = comm.gather((self._conf, self._l1_sum, self._l1_pixels), dst=0)
+        if not comm.is_main_process():
+            return {}
+        conf = sum(g[0] for g in gathered)
+        l1_sum, l1_pixels = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+        results = OrderedDict()
+        if conf.sum() > 0:
+            scores = segmentation_scores(conf)
+            results["pACC"] = 100 * float(scores["pixel_acc"])
+            results["mIoU"] = 100 * float(scores["mIoU"])
+            results["fwIoU"] = 100 * float(scores["fwIoU"])
+            for name, iou in zip(self.class_names, scores["IoU"].tolist()):
+                results[f"IoU-{name}"] = 100 * iou
+        if l1_pixels:
+            results["L1"] = l1_sum / l1_pixels
+        if not results:
+            logger.warning("OverheadFusionEvaluator got no predictions on %s", self.dataset_name)
+            return {}
+        if self.output_dir:
+            os.makedirs(self.output_dir, exist_ok=True)
+            with open(os.path.join(self.output_dir, "confusion_matrix.json"), "w") as f:
+                json.dump({"classes": self.class_names, "matrix": conf.tolist()}, f)
+        return OrderedDict(fusion=results)

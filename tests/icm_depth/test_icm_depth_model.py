@@ -1,0 +1,181 @@
+"""ICMDepth model: configs load, tiny models train one step and infer, on the toy data."""
+
+import glob
+import os
+
+import pytest
+import torch
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+
+from d2common.testing import plugin_cfg, repo_root, run_train_steps
+from icm_depth.modeling import IndependentClusterDecoder, SequentialClusterDecoder
+
+CONFIGS = sorted(
+    os.path.relpath(p, repo_root()) for p in glob.glob(str(repo_root() / "configs/ICMDepth/*.yaml"))
+)
+TINY = [
+    "MODEL.DEVICE", "cpu",
+    "MODEL.ICM_DEPTH.DIM", "16",
+    "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4",
+    "MODEL.ICM_DEPTH.MLP_RATIO", "1.0",
+    "MODEL.ICM_DEPTH.NECK_NORM", "",
+    "MODEL.ICM_DEPTH.SWIN.EMBED_DIM", "8",
+    "MODEL.ICM_DEPTH.SWIN.DEPTHS", "[1, 1, 1, 1]",
+    "MODEL.ICM_DEPTH.SWIN.NUM_HEADS", "[1, 1, 2, 2]",
+    "MODEL.ICM_DEPTH.SWIN.WINDOW_SIZE", "4",
+    "SOLVER.IMS_PER_BATCH", "2",
+    "DATALOADER.NUM_WORKERS", "0",
+]  # fmt: skip
+
+
+@pytest.fixture
+def toy_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_config_loads(config):
+    cfg = plugin_cfg(config)
+    assert cfg.MODEL.META_ARCHITECTURE == "ICMDepthEstimator"
+    assert cfg.TEST.EVALUATOR == "ICMDepthEvaluator"
+
+
+def test_wrong_key_fails_at_start_up():
+    with pytest.raises((KeyError, AssertionError), match="NUM_CLUSTER"):
+        plugin_cfg("configs/ICMDepth/demo.yaml", ["MODEL.ICM_DEPTH.NUM_CLUSTER", "8"])
+
+
+def test_paper_config_values():
+    cfg = plugin_cfg("configs/ICMDepth/icm_swinL_40k_kitti.yaml")
+    m = cfg.MODEL.ICM_DEPTH
+    assert (m.DIM, m.NUM_CLUSTERS, m.CLUSTER_UPDATE) == (256, 32, "sequential")
+    assert (m.SWIN.EMBED_DIM, tuple(m.SWIN.DEPTHS)) == (192, (2, 2, 18, 2))
+    assert (m.LOSS.FUZZINESS, tuple(m.LOSS.ICM_LEVELS), m.LOSS.ICM_WEIGHT) == (2.0, (1, 2, 3), 1.0)
+    ablation = {
+        "I": plugin_cfg("configs/ICMDepth/tableV_I_idisc_like_R50_40k_cityscapes_dvps.yaml"),
+        "II": plugin_cfg("configs/ICMDepth/tableV_II_sequential_R50_40k_cityscapes_dvps.yaml"),
+        "III": plugin_cfg("configs/ICMDepth/tableV_III_icm_R50_40k_cityscapes_dvps.yaml"),
+    }
+    got = {
+        k: (c.MODEL.ICM_DEPTH.CLUSTER_UPDATE, c.MODEL.ICM_DEPTH.LOSS.ICM_WEIGHT > 0)
+        for k, c in ablation.items()
+    }
+    assert got == {
+        "I": ("independent", False),
+        "II": ("sequential", False),
+        "III": ("sequential", True),
+    }
+
+
+@pytest.mark.parametrize("update", ["sequential", "independent"])
+def test_train_step_and_inference_on_toy_data(toy_root, update):
+    cfg = plugin_cfg(
+        "configs/ICMDepth/demo.yaml",
+        TINY + ["MODEL.ICM_DEPTH.CLUSTER_UPDATE", update, "OUTPUT_DIR", str(toy_root / "out")],
+    )
+    trainer, storage = run_train_steps(cfg, 1)
+    losses = {k: v for k, v in storage.latest().items() if k.startswith("loss_")}
+    assert set(losses) == {"loss_silog", "loss_icm_f1", "loss_icm_f2", "loss_icm_f3"}
+    assert all(torch.isfinite(torch.tensor(v[0])) for v in losses.values())
+
+    model = trainer.model.eval()
+    inputs = [
+        {
+            "image": torch.randint(0, 255, (3, 45, 70), dtype=torch.uint8),
+            "height": 90,
+            "width": 140,
+        },
+        {"image": torch.randint(0, 255, (3, 64, 33), dtype=torch.uint8)},
+    ]
+    with torch.no_grad():
+        outputs = model(inputs)
+    assert outputs[0]["depth"].shape == (90, 140)
+    assert outputs[1]["depth"].shape == (64, 33)
+    assert (outputs[0]["depth"] > 0).all()
+    assert [tuple(m.shape) for m in outputs[0]["cluster_maps"]] == [(3, 5), (6, 9), (12, 18)]
+    assert int(outputs[1]["cluster_maps"][2].max()) < 4
+
+
+def _tiny_model(extra=()):
+    cfg = plugin_cfg("configs/ICMDepth/demo.yaml", TINY + list(extra))
+    return build_model(cfg)
+
+
+def test_batch_with_empty_instances_and_no_icm_keys_without_icm():
+    model = _tiny_model()
+    model.train()
+    depth = torch.rand(40, 56) * 20 + 1
+    ids = torch.zeros(40, 56, dtype=torch.long)
+    with_inst = ids.clone()
+    with_inst[10:20, 10:30] = 1
+    batch = [
+        {"image": torch.rand(3, 40, 56) * 255, "depth": depth, "instance_ids": ids},
+        {
+            "image": torch.rand(3, 33, 50) * 255,
+            "depth": depth[:33, :50],
+            "instance_ids": with_inst[:33, :50],
+        },
+    ]
+    with EventStorage(0):
+        losses = model(batch)
+        sum(losses.values()).backward()
+    assert model.decoder.clusters.grad is not None
+    assert torch.isfinite(model.decoder.clusters.grad).all()
+
+    no_icm = _tiny_model(["MODEL.ICM_DEPTH.LOSS.ICM_WEIGHT", "0.0"])
+    no_icm.train()
+    with EventStorage(0):
+        assert set(no_icm(batch)) == {"loss_silog"}
+
+
+def test_resnet_backbone_gives_f1_f2_f3():
+    cfg = plugin_cfg(
+        "configs/ICMDepth/tableV_III_icm_R50_40k_cityscapes_dvps.yaml",
+        [
+            "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
+            "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+            "MODEL.RESNETS.STEM_OUT_CHANNELS", "16", "MODEL.ICM_DEPTH.DIM", "16",
+            "MODEL.ICM_DEPTH.NECK_NORM", "",
+        ],
+    )  # fmt: skip
+    model = build_model(cfg).eval()
+    feats = model.backbone(torch.rand(1, 3, 64, 96))
+    assert {k: tuple(v.shape) for k, v in feats.items()} == {
+        "F1": (1, 16, 4, 6), "F2": (1, 16, 8, 12), "F3": (1, 16, 16, 24),
+    }  # fmt: skip
+
+
+def test_decoders_return_attention_per_level():
+    feats = [torch.randn(2, 8, h, w) for h, w in [(2, 3), (4, 6), (8, 12)]]
+    for cls in (SequentialClusterDecoder, IndependentClusterDecoder):
+        depth, attns = cls(dim=8, num_clusters=5, mlp_ratio=0)(feats, [None] * 3)
+        assert depth.shape == (2, 1, 8, 12) and (depth > 0).all()
+        assert [tuple(a.shape) for a in attns] == [(2, 5, 6), (2, 5, 24), (2, 5, 96)]
+        torch.testing.assert_close(attns[0].sum(1), torch.ones(2, 6))
+
+
+def test_sequential_update_carries_clusters_across_scales():
+    torch.manual_seed(0)
+    dec = SequentialClusterDecoder(dim=8, num_clusters=3, mlp_ratio=0)
+    feats = [torch.randn(1, 8, h, w) for h, w in [(2, 2), (4, 4), (8, 8)]]
+    _, attn_a = dec(feats, [None] * 3)
+    feats[0] = torch.randn(1, 8, 2, 2)  # only F1 changes
+    _, attn_b = dec(feats, [None] * 3)
+    # A1 at F3 depends on F1 through the sequentially updated clusters.
+    assert not torch.allclose(attn_a[2], attn_b[2])
+
+
+def test_optimizer_is_adamw_with_smaller_encoder_lr(toy_root):
+    from icm_depth.engine import ICMDepthTrainer
+
+    cfg = plugin_cfg(
+        "configs/ICMDepth/demo.yaml", TINY + ["SOLVER.ICM_DEPTH.ENCODER_LR_FACTOR", "0.1"]
+    )
+    model = build_model(cfg)
+    opt = ICMDepthTrainer.build_optimizer(cfg, model)
+    assert isinstance(opt, torch.optim.AdamW)
+    enc = {id(p) for p in model.backbone.encoder.parameters()}
+    lrs = {g["lr"] for g in opt.param_groups if any(id(p) in enc for p in g["params"])}
+    assert lrs == {cfg.SOLVER.BASE_LR * 0.1}

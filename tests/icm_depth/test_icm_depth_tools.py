@@ -1,0 +1,62 @@
+"""ICMDepth tools: the visualisation script, the demo hooks and the benchmark's inputs."""
+
+import importlib.util
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import build_model
+
+from d2common.testing import plugin_cfg, repo_root
+from icm_depth import demo
+
+TINY = [
+    "MODEL.ICM_DEPTH.DIM", "16", "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4", "MODEL.ICM_DEPTH.NECK_NORM", "",
+    "MODEL.ICM_DEPTH.SWIN.EMBED_DIM", "8", "MODEL.ICM_DEPTH.SWIN.DEPTHS", "[1, 1, 1, 1]",
+    "MODEL.ICM_DEPTH.SWIN.NUM_HEADS", "[1, 1, 2, 2]", "MODEL.ICM_DEPTH.SWIN.WINDOW_SIZE", "4",
+]  # fmt: skip
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_hooks_name_existing_configs():
+    assert demo.DEMO_RUNS[0][1] == "configs/ICMDepth/demo.yaml"
+    for _, config, *_ in demo.DEMO_RUNS:
+        assert (repo_root() / config).exists()
+    assert "depth/delta1_instance" in demo.HEADLINE_METRICS
+
+
+def test_visualize_depth_tool_with_and_without_icm(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
+    cfg = plugin_cfg("configs/ICMDepth/demo.yaml", TINY)
+    weights = tmp_path / "w"
+    weights.mkdir()
+    DetectionCheckpointer(build_model(cfg), save_dir=str(weights)).save("model")
+    ckpt = str(weights / "model.pth")
+    tool = _load_tool("visualize_depth")
+    args = ["--config-file", "configs/ICMDepth/demo.yaml", "--weights", ckpt]
+    args += ["--compare-config", "configs/ICMDepth/demo_no_icm.yaml", "--compare-weights", ckpt]
+    tool.main(args + ["--num", "1", "--output", str(tmp_path / "vis")] + TINY)
+    assert len(list((tmp_path / "vis").glob("*.png"))) == 1
+
+    paths = demo.visualize_demo(
+        plugin_cfg("configs/ICMDepth/demo.yaml", TINY + ["MODEL.WEIGHTS", ckpt]),
+        str(tmp_path / "demo"),
+    )
+    assert len(paths) == 3
+
+
+def test_benchmark_inputs_have_the_requested_instances():
+    bench = _load_tool("benchmark_icm")
+    attns, depth, ids = bench.make_inputs(5, num_clusters=32)
+    assert [tuple(a.shape) for a in attns] == [
+        (1, 32, 22 * 76),
+        (1, 32, 44 * 152),
+        (1, 32, 88 * 304),
+    ]
+    assert depth.shape == ids.shape == (1, 352, 1216)
+    assert 1 <= int(ids.max()) <= 5 and torch.isfinite(depth).all()

@@ -1,0 +1,204 @@
+"""WeightedNonLocal2d against a naive N x N implementation of Wang et al.'s four forms."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lowlight_nl.ops import NONLOCAL_MODES, ChunkedSoftmaxAttention, WeightedNonLocal2d
+from lowlight_nl.ops.weighted_nonlocal import normalized_relu_pairwise, softmax_attention
+
+try:
+    from d2common.testing import cuda_devices
+except ImportError:  # detectron2 absent: the op still runs on every torch device
+
+    def cuda_devices():
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def naive_nonlocal_means(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    """y_i = sum_j f(x_i, x_j) g(x_j) / C(x) with the full affinity matrix (paper / Wang et al.)."""
+    b, _, h, w = x.shape
+    flat = lambda t: t.flatten(2).transpose(1, 2)  # noqa: E731
+    g = flat(block.pool(block.g(x)))
+    if block.mode == "gaussian":
+        theta, phi = flat(x), flat(block.pool(x))
+    else:
+        theta, phi = flat(block.theta(x)), flat(block.pool(block.phi(x)))
+    m = phi.shape[1]
+    if block.mode in ("gaussian", "embedded_gaussian"):
+        f = torch.softmax(theta @ phi.transpose(1, 2), dim=-1)
+    elif block.mode == "dot_product":
+        f = theta @ phi.transpose(1, 2) / m
+    else:
+        e = theta.shape[-1]
+        pairs = torch.cat(
+            [
+                theta.unsqueeze(2).expand(-1, -1, m, -1),
+                phi.unsqueeze(1).expand(-1, theta.shape[1], -1, -1),
+            ],
+            dim=-1,
+        )
+        weight = block.concat_project.weight.flatten()
+        assert weight.numel() == 2 * e
+        f = torch.relu(pairs @ weight + block.concat_project.bias[0]) / m
+    y = f @ g
+    return y.transpose(1, 2).reshape(b, -1, h, w)
+
+
+def naive_block(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    y = block.out_norm(block.out_conv(naive_nonlocal_means(block, x)))
+    return block.blend_weight * y + (1 - block.blend_weight) * x
+
+
+def _randomize(block: WeightedNonLocal2d, seed: int = 0) -> WeightedNonLocal2d:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return block
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("sub_sample", [False, True])
+@pytest.mark.parametrize("mode", NONLOCAL_MODES)
+def test_efficient_matches_naive_outputs_and_gradients(mode, sub_sample, device, monkeypatch):
+    monkeypatch.setattr(ChunkedSoftmaxAttention, "CHUNK_ELEMENTS", 256)  # several query blocks
+    torch.manual_seed(0)
+    block = _randomize(WeightedNonLocal2d(16, mode=mode, reduction=2, sub_sample=sub_sample))
+    block = block.to(device=device, dtype=torch.float64).train()
+    x = torch.randn(2, 16, 6, 10, dtype=torch.float64, device=device)
+    x_ref = x.clone().requires_grad_(True)
+    x = x.requires_grad_(True)
+
+    z = block(x)
+    grad_out = torch.randn_like(z)
+    grads = torch.autograd.grad(z, [x] + list(block.parameters()), grad_out)
+    z_ref = naive_block(block, x_ref)
+    grads_ref = torch.autograd.grad(z_ref, [x_ref] + list(block.parameters()), grad_out)
+
+    torch.testing.assert_close(z, z_ref, rtol=1e-6, atol=1e-8)
+    for (name, _), gr, gr_ref in zip([("x", 0)] + list(block.named_parameters()), grads, grads_ref):
+        torch.testing.assert_close(gr, gr_ref, rtol=1e-5, atol=1e-7, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("mode", NONLOCAL_MODES)
+def test_float32_nonlocal_means_match_naive(mode, device):
+    torch.manual_seed(1)
+    block = WeightedNonLocal2d(32, mode=mode, reduction=4).to(device)
+    x = torch.randn(1, 32, 12, 9, device=device)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            block.nonlocal_response(x), naive_nonlocal_means(block, x), rtol=1e-4, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("backend", ["sdpa", "chunked"])
+@pytest.mark.parametrize("dims", [(8, 8), (12, 5), (4, 9)])
+def test_softmax_attention_backends_match_naive(backend, dims, device, monkeypatch):
+    monkeypatch.setattr(ChunkedSoftmaxAttention, "CHUNK_ELEMENTS", 100)
+    e, ev = dims
+    gen = torch.Generator().manual_seed(2)
+    q, k = (torch.randn(2, n, e, generator=gen, dtype=torch.float64) for n in (37, 23))
+    v = torch.randn(2, 23, ev, generator=gen, dtype=torch.float64)
+    q, k, v = (t.to(device).requires_grad_(True) for t in (q, k, v))
+    out = softmax_attention(q, k, v, backend)
+    ref = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    for g, g_ref in zip(
+        torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(ref, (q, k, v), grad)
+    ):
+        torch.testing.assert_close(g, g_ref)
+    with pytest.raises(ValueError, match="backend"):
+        softmax_attention(q, k, v, "flash2")
+
+
+def test_relu_pairwise_hand_computed():
+    u = torch.tensor([[0.0, 2.0]])
+    v = torch.tensor([[-1.0, 1.0, 3.0]])
+    g = torch.tensor([[[1.0], [10.0], [100.0]]])
+    # i=0: ReLU(-1, 1, 3) = (0, 1, 3) -> (10 + 300) / 3; i=1: (1, 3, 5) -> (1 + 30 + 500) / 3
+    expected = torch.tensor([[[310.0 / 3], [531.0 / 3]]])
+    torch.testing.assert_close(normalized_relu_pairwise(u, v, g), expected)
+
+
+def test_inner_channels_and_modes():
+    assert WeightedNonLocal2d(256, reduction=4).inner_channels == 64
+    assert not hasattr(WeightedNonLocal2d(8, mode="gaussian"), "theta")
+    with pytest.raises(ValueError, match="unknown non-local mode"):
+        WeightedNonLocal2d(8, mode="cosine")
+    with pytest.raises(ValueError, match="reduction"):
+        WeightedNonLocal2d(4, reduction=8)
+
+
+def test_identity_at_initialisation_and_fixed_weight():
+    x = torch.randn(2, 8, 5, 5)
+    block = WeightedNonLocal2d(8, weight_init=0.5).train()
+    torch.testing.assert_close(block(x), 0.5 * x)  # BN gamma = beta = 0 -> W_z(y) = 0
+    fixed = WeightedNonLocal2d(8, weight_init=0.5, learn_weight=False)
+    assert "blend_weight" not in dict(fixed.named_parameters())
+    assert float(fixed.state_dict()["blend_weight"]) == 0.5
+
+
+def _grads_after_one_step(block: WeightedNonLocal2d, x: torch.Tensor):
+    target = torch.randn_like(x)
+    opt = torch.optim.SGD(block.parameters(), lr=0.1)
+    grads = []
+    for _ in range(2):
+        opt.zero_grad()
+        ((block(x) - target) ** 2).mean().backward()
+        grads.append({n: p.grad.detach().clone() for n, p in block.named_parameters()})
+        opt.step()
+    return grads[1]
+
+
+@pytest.mark.parametrize("mode", NONLOCAL_MODES)
+def test_every_parameter_trains_from_initialisation(mode):
+    torch.manual_seed(0)
+    block = WeightedNonLocal2d(8, mode=mode, weight_init=0.5).train()
+    grads = _grads_after_one_step(block, torch.randn(2, 8, 6, 6))
+    dead = [n for n, g in grads.items() if not torch.any(g != 0)]
+    assert not dead, f"parameters without gradient after one step: {dead}"
+
+
+def test_all_zero_init_of_the_release_never_trains():
+    """The authors' release zero-initialises W_z's conv and BN: the NL path stays dead."""
+    torch.manual_seed(0)
+    block = WeightedNonLocal2d(8, weight_init=0.5).train()
+    nn.init.zeros_(block.out_conv.weight)
+    grads = _grads_after_one_step(block, torch.randn(2, 8, 6, 6))
+    assert torch.all(grads["out_conv.weight"] == 0) and torch.all(grads["theta.weight"] == 0)
+    assert torch.all(grads["out_norm.weight"] == 0)
+
+
+def test_large_input_memory_is_linear():
+    """A 96x96 map (9,216 positions) would need a 340 MB affinity matrix per image in fp32."""
+    block = WeightedNonLocal2d(16, reduction=4).eval()
+    with torch.no_grad():
+        assert block(torch.randn(1, 16, 96, 96)).shape == (1, 16, 96, 96)
+
+
+def test_ops_import_without_detectron2():
+    package_root = Path(__file__).resolve().parents[2] / "projects" / "LowLightNL"
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["detectron2"] = None
+        sys.path.insert(0, {str(package_root)!r})
+        import torch
+        from lowlight_nl.ops import WeightedNonLocal2d
+        z = WeightedNonLocal2d(8, mode="concatenation")(torch.randn(1, 8, 4, 4))
+        assert z.shape == (1, 8, 4, 4)
+        assert "detectron2.config" not in sys.modules
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

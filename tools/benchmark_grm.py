@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Benchmarks the GRM features and GRMNet's training-step overhead.
+
+    python tools/benchmark_grm.py --json grm_benchmark.json [--device cpu|cuda] [--repeat 20]
+
+1. GRM features of 512 RoIs x 10 references (pool of 1000 post-NMS proposals over 2 images):
+   the batched op against the per-RoI reference loop (and the ratio).
+2. One training step of GRMNet against the same model without GRM (K = 0, no absolute
+   position), on the demo config (random sketches) or ``--config-file``.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+
+def timed(fn, repeat, device):
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_op(device, repeat, num_rois=512, top_k=10, pool_size=1000, num_images=2):
+    from grmnet.ops import grm_features, grm_features_reference, pad_reference_pool
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(num_images, pool_size, 2, generator=g) * 600
+    proposals = [torch.cat([p, p + 20 + torch.rand(pool_size, 2, generator=g) * 150], 1) for p in xy]
+    scores = [torch.randn(pool_size, generator=g) for _ in range(num_images)]
+    cand_image = torch.arange(num_rois) % num_images
+    cands = torch.stack([proposals[b][i] for i, b in enumerate(cand_image.tolist())])
+    image_hw = torch.full((num_images, 2), 768.0)
+    pool = pad_reference_pool([p.to(device) for p in proposals], [s.to(device) for s in scores])
+    args = (cands.to(device), cand_image.to(device), *pool, image_hw.to(device))
+    batched = timed(lambda: grm_features(*args, top_k=top_k), repeat, device)
+    loop = timed(
+        lambda: grm_features_reference(cands, cand_image, proposals, scores, image_hw, top_k),
+        max(1, repeat // 5),
+        "cpu",
+    )
+    return {"rois": num_rois, "top_k": top_k, "pool": pool_size, "batched_ms": batched * 1e3,
+            "per_roi_loop_ms": loop * 1e3, "speedup": loop / batched}  # fmt: skip
+
+
+def bench_train_step(device, repeat, config_file, opts):
+    from detectron2.utils.events import EventStorage
+
+    from d2common.testing import plugin_cfg
+
+    results = {}
+    variants = {
+        "grmnet": [],
+        "without_grm": ["MODEL.GRMNET.GRM.TOP_K", "0", "MODEL.GRMNET.GRM.ABSOLUTE", "False"],
+    }
+    for name, extra in variants.items():
+        cfg = plugin_cfg(config_file, ["MODEL.DEVICE", device] + opts + extra)
+        from detectron2.modeling import build_model
+
+        torch.manual_seed(0)
+        model = build_model(cfg).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        batch = _random_batch(cfg)
+
+        def step():
+            losses = model(batch)
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+
+        with EventStorage(0):
+            results[name + "_ms"] = timed(step, repeat, device) * 1e3
+    results["overhead"] = results["grmnet_ms"] / results["without_grm_ms"] - 1.0
+    return results
+
+
+def _random_batch(cfg):
+    from detectron2.structures import Boxes, BitMasks, Instances
+
+    g = torch.Generator().manual_seed(1)
+    size = cfg.INPUT.MIN_SIZE_TRAIN[0]
+    batch = []
+    for _ in range(cfg.SOLVER.IMS_PER_BATCH):
+        image = torch.full((3, size, size), 255.0)
+        inst = Instances((size, size))
+        boxes, masks = [], torch.zeros(3, size, size, dtype=torch.bool)
+        for i in range(3):
+            x, y = (torch.rand(2, generator=g) * size * 0.6).long().tolist()
+            w, h = int(size * 0.2), int(size * 0.25)
+            image[:, y : y + h, x : x + w] = 0
+            masks[i, y : y + h, x : x + w] = True
+            boxes.append([x, y, x + w, y + h])
+        inst.gt_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32))
+        inst.gt_classes = torch.tensor([42, 42, 28])
+        inst.gt_masks = BitMasks(masks)
+        tokens = torch.zeros(cfg.MODEL.GRMNET.LANGUAGE.MAX_LENGTH, dtype=torch.long)
+        tokens[:4] = torch.tensor([2, 3, 4, 5])
+        batch.append({"image": image, "instances": inst, "expression_tokens": tokens})
+    return batch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--config-file", default="configs/GRMNet/demo.yaml")
+    parser.add_argument("--skip-train-step", action="store_true")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    args = parser.parse_args()
+
+    results = {"device": args.device, "torch_threads": torch.get_num_threads()}
+    if args.device.startswith("cuda"):
+        results["gpu"] = torch.cuda.get_device_name()
+    results["grm_op"] = bench_op(args.device, args.repeat)
+    print("GRM features (512 RoIs x 10 references): batched {batched_ms:.2f} ms, per-RoI loop "
+          "{per_roi_loop_ms:.1f} ms, speed-up x{speedup:.0f}".format(**results["grm_op"]))  # fmt: skip
+    if not args.skip_train_step:
+        import grmnet  # noqa: F401
+
+        results["train_step"] = bench_train_step(
+            args.device, max(1, args.repeat // 4), args.config_file, args.opts
+        )
+        print("training step ({}): GRMNet {grmnet_ms:.0f} ms, without GRM {without_grm_ms:.0f} ms,"
+              " overhead {overhead:+.1%}".format(args.config_file, **results["train_step"]))  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+#!/usr/bin/env python
+"""Forward+backward time and peak memory of WeightedNonLocal2d against a naive N x N version.
+
+    python tools/benchmark_nonlocal.py --json output/benchmark_nonlocal.json
+    python tools/benchmark_nonlocal.py --stages res3 res4 --forms embedded_gaussian --device cpu
+
+Shapes: the ResNet stages of an 800x1344 input (res2 200x336 C=256 ... res5 25x42 C=2048), with
+the paper's inner widths (C // 4 after res2, C // 2 elsewhere). The naive run is skipped when
+its affinity matrices would exceed ``--naive-cap-gb``; their size is printed instead.
+Peak memory: the process's peak RSS above the start (CPU, reset through /proc/self/clear_refs)
+or ``torch.cuda.max_memory_allocated`` above the start (CUDA).
+
+``--train-step CONFIG`` also times training steps of a wNL Mask R-CNN config against the same
+config with every NL block removed (needs detectron2).
+"""
+import argparse
+import gc
+import json
+import os
+import time
+
+import torch
+
+from lowlight_nl.ops import NONLOCAL_MODES, WeightedNonLocal2d
+
+STAGES = {  # name: (channels, height, width, reduction) at an 800x1344 input
+    "res2": (256, 200, 336, 4),
+    "res3": (512, 100, 168, 2),
+    "res4": (1024, 50, 84, 2),
+    "res5": (2048, 25, 42, 2),
+}
+
+
+def naive_forward(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    """The block with the N x N affinity matrix materialised (Wang et al.'s formulation)."""
+    b, _, h, w = x.shape
+    flat = lambda t: t.flatten(2).transpose(1, 2)  # noqa: E731
+    g = flat(block.pool(block.g(x)))
+    if block.mode == "gaussian":
+        theta, phi = flat(x), flat(block.pool(x))
+    else:
+        theta, phi = flat(block.theta(x)), flat(block.pool(block.phi(x)))
+    m = phi.shape[1]
+    if block.mode == "concatenation":
+        e = theta.shape[-1]
+        weight = block.concat_project.weight.flatten()
+        u = theta @ weight[:e] + block.concat_project.bias[0]
+        f = torch.relu(u.unsqueeze(2) + (phi @ weight[e:]).unsqueeze(1)) / m
+    else:
+        f = theta @ phi.transpose(1, 2)
+        f = f / m if block.mode == "dot_product" else torch.softmax(f, dim=-1)
+    y = (f @ g).transpose(1, 2).reshape(b, -1, h, w)
+    return block.blend_weight * block.out_norm(block.out_conv(y)) + (1 - block.blend_weight) * x
+
+
+class PeakMemory:
+    """Peak memory above the current level, in bytes, on CPU (RSS) or CUDA (allocator)."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self):
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            self.start = _proc_status_kb("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.start
+        else:
+            self.peak = _proc_status_kb("VmHWM") * 1024 - self.start
+
+
+def _proc_status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def measure(block, x, forward, device, repeat):
+    """(mean seconds of forward+backward, peak bytes) over ``repeat`` runs after one warm-up."""
+    times, peak = [], 0
+    for i in range(repeat + 1):
+        xi = x.detach().clone().requires_grad_(True)
+        with PeakMemory(device) as mem:
+            start = time.perf_counter()
+            forward(block, xi).sum().backward()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+        block.zero_grad(set_to_none=True)
+        del xi
+        if i > 0 or repeat == 0:
+            times.append(elapsed)
+        peak = max(peak, mem.peak)
+    return sum(times) / len(times), peak
+
+
+def naive_bytes(block, shape):
+    """Bytes of the affinity matrix and its two same-size companions in backward (fp32)."""
+    n = shape[2] * shape[3]
+    m = n // 4 if block.sub_sample else n
+    return 3 * shape[0] * n * m * 4
+
+
+def benchmark_block(stage, mode, device, args):
+    c, h, w, reduction = STAGES[stage]
+    torch.manual_seed(0)
+    block = WeightedNonLocal2d(c, mode=mode, reduction=reduction, weight_init=0.5).to(device)
+    x = torch.randn(args.batch, c, h, w, device=device)
+    row = {"stage": stage, "mode": mode, "device": device, "shape": [args.batch, c, h, w]}
+    row["efficient_s"], row["efficient_peak_mb"] = measure(
+        block, x, lambda b, t: b(t), device, args.repeat
+    )
+    row["efficient_peak_mb"] /= 2**20
+    theoretical = naive_bytes(block, x.shape)
+    row["naive_theoretical_mb"] = theoretical / 2**20
+    if theoretical > args.naive_cap_gb * 2**30:
+        row["naive_s"] = row["naive_peak_mb"] = None
+    else:
+        row["naive_s"], peak = measure(block, x, naive_forward, device, args.repeat)
+        row["naive_peak_mb"] = peak / 2**20
+    return row
+
+
+def benchmark_train_step(config_file, device, steps):
+    """Seconds per training step of a wNL config and of the same config without NL blocks."""
+    from d2common.testing import plugin_cfg, run_train_steps
+
+    timings = {}
+    for label, opts in [("wnl", []), ("plain", ["MODEL.LOWLIGHT_NL.STAGES", "[]"])]:
+        cfg = plugin_cfg(config_file, opts + ["MODEL.DEVICE", device, "OUTPUT_DIR", "/tmp"])
+        run_train_steps(cfg, 1)  # warm-up (data loader start, allocator)
+        start = time.perf_counter()
+        run_train_steps(cfg, steps)
+        timings[label] = (time.perf_counter() - start) / steps
+    timings["ratio"] = timings["wnl"] / timings["plain"]
+    return timings
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument("--forms", nargs="+", default=list(NONLOCAL_MODES), choices=NONLOCAL_MODES)
+    parser.add_argument("--device", default="all", choices=["all", "cpu", "cuda"])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs after one warm-up")
+    parser.add_argument("--naive-cap-gb", type=float, default=4.0)
+    parser.add_argument("--train-step", metavar="CONFIG", help="also time a wNL config's steps")
+    parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument("--json", help="write all rows to this JSON file")
+    args = parser.parse_args()
+
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blocks": []}
+    print(f"{'stage':>5} {'form':>18} {'dev':>4} {'eff s':>8} {'eff MB':>8} "
+          f"{'naive s':>8} {'naive MB':>9} {'naive theory MB':>15}")  # fmt: skip
+    for device in devices:
+        for stage in args.stages:
+            for mode in args.forms:
+                row = benchmark_block(stage, mode, device, args)
+                result["blocks"].append(row)
+                fmt = lambda v, p=2: "skipped" if v is None else f"{v:.{p}f}"  # noqa: E731
+                print(
+                    f"{stage:>5} {mode:>18} {device:>4} {row['efficient_s']:8.2f} "
+                    f"{row['efficient_peak_mb']:8.0f} {fmt(row['naive_s']):>8} "
+                    f"{fmt(row['naive_peak_mb'], 0):>9} {row['naive_theoretical_mb']:15.0f}",
+                    flush=True,
+                )
+                if args.json:
+                    _write(args.json, result)
+    if args.train_step:
+        for device in devices:
+            result[f"train_step_{device}"] = benchmark_train_step(
+                args.train_step, device, args.train_steps
+            )
+            print(f"train step on {device}: {result[f'train_step_{device}']}")
+    if args.json:
+        _write(args.json, result)
+
+
+def _write(path, result):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
