@@ -37,7 +37,9 @@ def bench_op(device, repeat, num_rois=512, top_k=10, pool_size=1000, num_images=
 
     g = torch.Generator().manual_seed(0)
     xy = torch.rand(num_images, pool_size, 2, generator=g) * 600
-    proposals = [torch.cat([p, p + 20 + torch.rand(pool_size, 2, generator=g) * 150], 1) for p in xy]
+    proposals = [
+        torch.cat([p, p + 20 + torch.rand(pool_size, 2, generator=g) * 150], 1) for p in xy
+    ]
     scores = [torch.randn(pool_size, generator=g) for _ in range(num_images)]
     cand_image = torch.arange(num_rois) % num_images
     cands = torch.stack([proposals[b][i] for i, b in enumerate(cand_image.tolist())])
@@ -73,7 +75,7 @@ def bench_train_step(device, repeat, config_file, opts):
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         batch = _random_batch(cfg)
 
-        def step():
+        def step(model=model, batch=batch, optimizer=optimizer):
             losses = model(batch)
             optimizer.zero_grad()
             sum(losses.values()).backward()
@@ -86,7 +88,7 @@ def bench_train_step(device, repeat, config_file, opts):
 
 
 def _random_batch(cfg):
-    from detectron2.structures import Boxes, BitMasks, Instances
+    from detectron2.structures import BitMasks, Boxes, Instances
 
     g = torch.Generator().manual_seed(1)
     size = cfg.INPUT.MIN_SIZE_TRAIN[0]
@@ -124,16 +126,22 @@ def main():
     if args.device.startswith("cuda"):
         results["gpu"] = torch.cuda.get_device_name()
     results["grm_op"] = bench_op(args.device, args.repeat)
-    print("GRM features (512 RoIs x 10 references): batched {batched_ms:.2f} ms, per-RoI loop "
-          "{per_roi_loop_ms:.1f} ms, speed-up x{speedup:.0f}".format(**results["grm_op"]))  # fmt: skip
+    op_line = "GRM features (512 RoIs x 10 references): batched {batched_ms:.2f} ms, per-RoI loop "
+    print(op_line + "{per_roi_loop_ms:.1f} ms, speed-up x{speedup:.0f}".format(**results["grm_op"]))
     if not args.skip_train_step:
         import grmnet  # noqa: F401
 
         results["train_step"] = bench_train_step(
             args.device, max(1, args.repeat // 4), args.config_file, args.opts
         )
-        print("training step ({}): GRMNet {grmnet_ms:.0f} ms, without GRM {without_grm_ms:.0f} ms,"
-              " overhead {overhead:+.1%}".format(args.config_file, **results["train_step"]))  # fmt: skip
+        step_line = (
+            "training step ({}): GRMNet {grmnet_ms:.0f} ms, without GRM {without_grm_ms:.0f} ms"
+        )
+        print(
+            (step_line + ", overhead {overhead:+.1%}").format(
+                args.config_file, **results["train_step"]
+            )
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

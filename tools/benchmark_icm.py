@@ -142,7 +142,14 @@ def main(argv=None):
     for device in devices:
         entry = {"loss": bench_loss(device, args.repeats, args.ref_repeats)}
         if not args.skip_step:
-            entry["step"] = bench_step(args.step_config, device, args.step_repeats)
+            entry["step"] = step = bench_step(args.step_config, device, args.step_repeats)
+            loss_m20 = next(r for r in entry["loss"] if r["M"] == 20)["icm_loss_fwd_bwd_s"]
+            # The difference of two step timings drowns in noise when the loss is small.
+            step["icm_share_of_loss_timing"] = loss_m20 / step["step_with_icm_s"]
+            print(
+                f"[{device}] ICM loss (M = 20, forward + backward) / training step: "
+                f"{100 * step['icm_share_of_loss_timing']:.1f}%"
+            )
         results["devices"][device] = entry
     if args.json:
         with open(args.json, "w") as f:

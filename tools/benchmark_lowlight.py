@@ -100,7 +100,7 @@ def main():
     if args.reference:
         rng = np.random.default_rng(0)
         start = time.perf_counter()
-        for i, image in enumerate(images[: args.reference]):
+        for image in images[: args.reference]:
             reference_synthesis(image, synth.crf, synth.sample_params(rng), rng)
         result["reference_images_per_s"] = args.reference / (time.perf_counter() - start)
         result["speedup"] = result["images_per_s"] / result["reference_images_per_s"]

@@ -27,7 +27,9 @@ def convert(state_dict: dict, source: str = "state dict") -> dict:
     """torchvision VGG-16 state dict -> ``{"model": {generator.encoder.* tensors}, ...}``."""
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
         state_dict = state_dict["state_dict"]
-    state_dict = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    state_dict = {
+        k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
+    }
     model = {}
     for index, (out_ch, in_ch) in VGG16_CONVS.items():
         for suffix, shape in (("weight", (out_ch, in_ch, 3, 3)), ("bias", (out_ch,))):

@@ -55,7 +55,9 @@ def main(argv=None):
     parser.add_argument("--input", required=True, help="folder of flash images")
     parser.add_argument("--output", required=True, help="folder for outputs and grids")
     parser.add_argument("--ambient-dir", default=None, help="folder of *_ambient.* images")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides (MODEL.WEIGHTS ...)")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides (MODEL.WEIGHTS ...)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
 

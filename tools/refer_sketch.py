@@ -18,8 +18,8 @@ import sys
 import cv2
 from detectron2.data import MetadataCatalog
 
-from d2common.projects import get_plugin_cfg, import_all_projects
 from d2common.engine import resolve_device
+from d2common.projects import get_plugin_cfg, import_all_projects
 from d2common.visualization import panel_grid, save_rgb
 
 
@@ -62,7 +62,9 @@ def main(argv=None):
         if len(shown) > args.roi:
             box = shown.pred_boxes.tensor[args.roi]
             refs, probs = predictor.references(result, box)
-            panels.append((f"references of #{args.roi}", draw_references(result.image, box, refs, probs)))
+            panels.append(
+                (f"references of #{args.roi}", draw_references(result.image, box, refs, probs))
+            )
         path = args.output if len(args.expression) == 1 else f"{root}_{n}{ext or '.png'}"
         save_rgb(path, panel_grid(panels, columns=3, height=384))
         labels = [names[int(c)] for c in shown.pred_classes]

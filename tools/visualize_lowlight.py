@@ -4,7 +4,7 @@
     python tools/visualize_lowlight.py --dataset coco_2017_val --synthesize \
         --crf ../shared/data/camera_response --output output/vis \
         --model pretrained=configs/LowLightNL/maskrcnn_R50_FPN_pretrained_coco_lowlight.yaml \
-        --model ours=configs/LowLightNL/wnl-eg_R50_FPN_10ep_coco_lowlight.yaml@output/model_final.pth
+        --model ours=configs/LowLightNL/wnl-eg_R50_FPN_10ep_coco_lowlight.yaml@model_final.pth
 
 ``--synthesize`` turns normal-light inputs into low-light ones (seeded by file name, so panels
 match the offline dataset made with the same seed and curves); without it the inputs are
@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultPredictor
@@ -51,7 +50,9 @@ def build_predictor(spec: str, opts):
 def iter_inputs(args):
     """Yields (name, RGB image, dataset record or None)."""
     if args.images:
-        paths = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        paths = sorted(
+            p for p in Path(args.images).iterdir() if p.suffix.lower() in (".jpg", ".png")
+        )
         for p in paths[: args.num]:
             image = cv2.imread(str(p))
             if image is None:
@@ -98,8 +99,13 @@ def main():
             drawn = Visualizer(low, model_meta).draw_instance_predictions(instances).get_image()
             panels.append((label, drawn))
         if record is not None:
-            panels.append(("ground truth", Visualizer(low, metadata).draw_dataset_dict(record).get_image()))
-        save_rgb(os.path.join(args.output, Path(name).stem + ".png"), panel_grid(panels, columns=len(panels)))
+            panels.append(
+                ("ground truth", Visualizer(low, metadata).draw_dataset_dict(record).get_image())
+            )
+        save_rgb(
+            os.path.join(args.output, Path(name).stem + ".png"),
+            panel_grid(panels, columns=len(panels)),
+        )
     print(f"panels written to {args.output}")
 
 

@@ -1,4 +1,5 @@
 """Worker for the 2-process DDP test: trains, then writes each rank's G and D weight digests."""
+
 import hashlib
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """FAID loading (real samples and written fixtures), the mapper and the toy dataset."""
+
 import logging
 import os
 
@@ -120,7 +121,9 @@ def test_toy_dataset_is_deterministic_and_in_faid_format(tmp_path):
     for name in names:
         a = (tmp_path / "a" / "images" / name).read_bytes()
         assert a == (tmp_path / "b" / "images" / name).read_bytes()
-    dicts = load_faid_pairs(str(tmp_path / "a" / "images"), str(tmp_path / "a" / "splits" / "val.txt"))
+    dicts = load_faid_pairs(
+        str(tmp_path / "a" / "images"), str(tmp_path / "a" / "splits" / "val.txt")
+    )
     assert len(dicts) == 1
     flash = cv2.imread(dicts[0]["file_name"]).astype(float)
     ambient = cv2.imread(dicts[0]["ambient_file_name"]).astype(float)

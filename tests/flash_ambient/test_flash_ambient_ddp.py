@@ -1,4 +1,5 @@
 """Two CPU processes (GLOO) train the GAN under DDP and end with identical G and D weights."""
+
 import socket
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The evaluator against scikit-image on the real FAID samples (identity prediction)."""
+
 import csv
 
 import numpy as np
@@ -28,8 +29,13 @@ def test_identity_on_real_faid_samples_matches_skimage(tmp_path):
             [
                 peak_signal_noise_ratio(ambient, flash, data_range=255),
                 structural_similarity(
-                    ambient, flash, gaussian_weights=True, sigma=1.5,
-                    use_sample_covariance=False, data_range=255, channel_axis=-1,
+                    ambient,
+                    flash,
+                    gaussian_weights=True,
+                    sigma=1.5,
+                    use_sample_covariance=False,
+                    data_range=255,
+                    channel_axis=-1,
                 ),  # fmt: skip
                 structural_similarity(gray[1], gray[0], data_range=255, win_size=7),
             ]

@@ -1,4 +1,5 @@
 """Generators, discriminators, the GAN objective and the meta-architectures (CPU, tiny widths)."""
+
 import pytest
 import torch
 import torchvision
@@ -111,7 +112,12 @@ TINY = ["MODEL.FLASH_AMBIENT.GENERATOR.BASE_CHANNELS", 4, "MODEL.WEIGHTS", ""]
 
 
 @pytest.mark.parametrize(
-    "config", ["flash_ambient_vgg16_1000ep_faid", "deepflash_vgg16_1000ep_faid", "flash_ambient_sidunet_1000ep_faid"]
+    "config",
+    [
+        "flash_ambient_vgg16_1000ep_faid",
+        "deepflash_vgg16_1000ep_faid",
+        "flash_ambient_sidunet_1000ep_faid",
+    ],
 )
 def test_meta_arch_train_and_inference_outputs(config):
     from detectron2.modeling import build_model
@@ -132,7 +138,9 @@ def test_meta_arch_train_and_inference_outputs(config):
 def test_deepflash_target_and_reconstruction():
     from detectron2.modeling import build_model
 
-    cfg = plugin_cfg("configs/FlashAmbient/deepflash_vgg16_1000ep_faid.yaml", TINY + ["MODEL.DEVICE", "cpu"])
+    cfg = plugin_cfg(
+        "configs/FlashAmbient/deepflash_vgg16_1000ep_faid.yaml", TINY + ["MODEL.DEVICE", "cpu"]
+    )
     model = build_model(cfg)
     flash, ambient = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     net_in, target = model.prepare_training(flash, ambient)

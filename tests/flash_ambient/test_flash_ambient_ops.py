@@ -1,4 +1,5 @@
 """The plain-torch ops against naive references, scikit-image, PIL and OpenCV."""
+
 import os
 import subprocess
 import sys
@@ -43,7 +44,9 @@ def test_attention_map_matches_naive_loop(device):
     for n in range(2):
         for i in range(5):
             for j in range(4):
-                expected[n, 0, i, j] = 1 - sum(abs(amb[n, k, i, j] - fl[n, k, i, j]) for k in range(3)) / 3
+                expected[n, 0, i, j] = (
+                    1 - sum(abs(amb[n, k, i, j] - fl[n, k, i, j]) for k in range(3)) / 3
+                )
     got = attention_map(torch.tensor(amb, device=device), torch.tensor(fl, device=device))
     np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-12)
 
@@ -73,7 +76,9 @@ def test_psnr_and_ssim_match_skimage(device):
     got_gauss = ssim_gaussian(tb, ta, 255.0).cpu().numpy()
     got_unif = ssim_uniform(tb, ta, 255.0).cpu().numpy()
     for n in range(len(a)):
-        assert got_psnr[n] == pytest.approx(peak_signal_noise_ratio(a[n], b[n], data_range=255), abs=1e-9)
+        assert got_psnr[n] == pytest.approx(
+            peak_signal_noise_ratio(a[n], b[n], data_range=255), abs=1e-9
+        )
         ref = structural_similarity(
             a[n], b[n], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
             data_range=255, channel_axis=-1,

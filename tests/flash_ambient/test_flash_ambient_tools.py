@@ -1,7 +1,9 @@
 """tools/convert_vgg16.py and tools/flash_to_ambient.py, run as a user would."""
+
 import subprocess
 import sys
 
+import cv2
 import pytest
 import torch
 import torchvision
@@ -23,12 +25,16 @@ def test_convert_vgg16_loads_into_the_encoder(tmp_path):
     from convert_vgg16 import convert
 
     state_dict = torchvision.models.vgg16(weights=None).state_dict()
+    assert len(convert(state_dict)["model"]) == 26  # the full dict, classifier included
+    # The file round trip leaves out the 500 MB classifier (the tool ignores it) to stay fast.
     source = tmp_path / "vgg16.pth"
-    torch.save(state_dict, source)
+    torch.save({k: v for k, v in state_dict.items() if k.startswith("features.")}, source)
     out = tmp_path / "converted.pth"
     result = _tool("convert_vgg16.py", source, out)
     assert result.returncode == 0, result.stderr
-    cfg = plugin_cfg("configs/FlashAmbient/flash_ambient_vgg16_1000ep_faid.yaml", ["MODEL.DEVICE", "cpu"])
+    cfg = plugin_cfg(
+        "configs/FlashAmbient/flash_ambient_vgg16_1000ep_faid.yaml", ["MODEL.DEVICE", "cpu"]
+    )
     model = build_model(cfg)
     DetectionCheckpointer(model).load(str(out))
     encoder = model.generator.encoder.state_dict()
@@ -49,7 +55,7 @@ def test_flash_to_ambient_on_real_samples(tmp_path):
     cfg = plugin_cfg("configs/FlashAmbient/demo.yaml", TINY_OPTS)
     weights = tmp_path / "tiny.pth"
     DetectionCheckpointer(build_model(cfg), save_dir=str(tmp_path)).save("tiny")
-    opts = [o for o in TINY_OPTS[:8]]  # device, weights and the tiny widths
+    opts = TINY_OPTS[:8]  # device, weights and the tiny widths
     result = _tool(
         "flash_to_ambient.py",
         "--config-file", "configs/FlashAmbient/demo.yaml",
@@ -60,9 +66,7 @@ def test_flash_to_ambient_on_real_samples(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert len(outputs) == 6 and "People_014_flash_grid.png" in outputs
-    import cv2
-
     grid = cv2.imread(str(tmp_path / "out" / "People_014_flash_grid.png"))
     output = cv2.imread(str(tmp_path / "out" / "People_014_flash_output.png"))
-    assert output.shape == (240, 320, 3) or output.shape == (96, 128, 3)
+    assert sorted(output.shape[:2]) == [96, 128]  # demo.yaml's RESIZE, portrait kept portrait
     assert grid.shape[1] >= 4 * output.shape[1]  # flash | output | ambient | attention

@@ -1,4 +1,5 @@
 """Configs load; the GAN trainer steps, logs, checkpoints and resumes all four states."""
+
 import glob
 import json
 import os
@@ -43,7 +44,12 @@ def _params(module):
     [
         ("flash_ambient_vgg16_1000ep_faid", True, True, []),
         # The 70x70 PatchGAN needs inputs of at least 32 pixels.
-        ("flash_ambient_patchgan_vgg16_1000ep_faid", True, True, ["INPUT.FLASH_AMBIENT.CROP_SIZE", 32]),
+        (
+            "flash_ambient_patchgan_vgg16_1000ep_faid",
+            True,
+            True,
+            ["INPUT.FLASH_AMBIENT.CROP_SIZE", 32],
+        ),
         ("r_vgg16_1000ep_faid", False, True, []),
         ("flash_ambient_sidunet_1000ep_faid", True, False, []),
         ("deepflash_vgg16_1000ep_faid", False, True, []),
@@ -74,7 +80,9 @@ def test_one_training_step_updates_the_right_parameters(config, has_d, frozen, o
         assert _most(changed[:n_enc]) and _most(changed[n_enc:])
     assert changed[-1]  # the output head
     if has_d:
-        d_changed = [not torch.equal(a, b) for a, b in zip(before_d, step.discriminator.parameters())]
+        d_changed = [
+            not torch.equal(a, b) for a, b in zip(before_d, step.discriminator.parameters())
+        ]
         assert _most(d_changed)
     trainer.model.eval()
     batch = [{"image": torch.randint(0, 256, (3, 24, 32), dtype=torch.uint8)}]
@@ -94,7 +102,11 @@ def test_checkpoint_holds_both_nets_and_optimisers_and_resume_restores_them(tmp_
     first = build_trainer(cfg)
     first.resume_or_load(resume=False)
     first.train()
-    assert set(first._last_eval_results["flash_ambient"]) == {"PSNR", "SSIM_rgb_gaussian", "SSIM_gray_uniform7"}
+    assert set(first._last_eval_results["flash_ambient"]) == {
+        "PSNR",
+        "SSIM_rgb_gaussian",
+        "SSIM_gray_uniform7",
+    }
     ckpt = torch.load(tmp_path / "model_final.pth", map_location="cpu")
     assert {"model", "trainer", "discriminator", "optimizer_d", "scheduler_d"} <= set(ckpt)
     assert ckpt["trainer"]["_trainer"]["optimizer"]["state"]  # the generator's Adam moments

@@ -1,4 +1,5 @@
 """SketchyScene-Matching loader, vocabulary, template expressions, toy data and mapper."""
+
 import json
 import logging
 
@@ -124,7 +125,11 @@ def test_template_expressions_hand_computed():
     assert exprs["all the trees"] == [0, 1, 2] and exprs["the three trees"] == [0, 1, 2]
     assert exprs["the leftmost tree"] == [0] and exprs["the rightmost tree"] == [2]
     assert exprs["the tree in the middle"] == [1] and exprs["the two trees on the left"] == [0, 1]
-    assert exprs["the sun"] == [3] and exprs["the three trees on the left of the house"] == [0, 1, 2]
+    assert exprs["the sun"] == [3] and exprs["the three trees on the left of the house"] == [
+        0,
+        1,
+        2,
+    ]
     assert exprs["the three trees in front of the sun"] == [0, 1, 2]
     assert exprs["the sun behind the house"] == [3] and "the house near the sun" not in exprs
     assert exprs["the two trees on the left of the sun"] == [0, 1] and "both the trees" not in exprs

@@ -1,4 +1,5 @@
 """The referring evaluator: COCO AP with one query per (sketch, expression) record."""
+
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -22,7 +23,9 @@ def toy_val(grm_toy_root):
 
     if name not in DatasetCatalog.list():
         DatasetCatalog.register(name, lambda: load_sketchyscene_matching(root, "val"))
-        MetadataCatalog.get(name).set(thing_classes=MetadataCatalog.get("grmnet_toy_val").thing_classes)
+        MetadataCatalog.get(name).set(
+            thing_classes=MetadataCatalog.get("grmnet_toy_val").thing_classes
+        )
     return name
 
 
@@ -42,7 +45,9 @@ def _predictions(record, keep=None, extra_box=None):
         boxes.insert(0, [x1, y1, x2, y2])
         classes.insert(0, classes[0])
     inst.pred_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
-    inst.pred_masks = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, h, w, dtype=bool)
+    inst.pred_masks = (
+        torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, h, w, dtype=bool)
+    )
     inst.pred_classes = torch.tensor(classes, dtype=torch.long)
     inst.scores = torch.linspace(0.9, 0.5, len(classes))
     return {"instances": inst}

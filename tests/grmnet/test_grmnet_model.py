@@ -1,4 +1,5 @@
 """GRMNet builds from its configs, trains one step with backward and runs inference on CPU."""
+
 import glob
 import os
 
@@ -23,28 +24,6 @@ def tiny_cfg(tmp_path, toy_root, monkeypatch, *opts):
     cfg = plugin_cfg("configs/GRMNet/demo.yaml", TINY + ["OUTPUT_DIR", str(tmp_path)] + list(opts))
     cfg.MODEL.GRMNET.LANGUAGE.VOCAB_FILE = str(toy_root / "toy" / "grmnet" / "vocab.txt")
     return cfg
-
-
-@pytest.fixture
-def registered_toy(grm_toy_root):
-    """Points the toy dataset names at the session's generated toy root."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    from grmnet.data.builtin import register_all_sketchyscene_matching
-
-    saved = {}
-    for name in ("grmnet_toy_train", "grmnet_toy_val"):
-        saved[name] = (DatasetCatalog[name], MetadataCatalog.get(name).as_dict())
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_all_sketchyscene_matching(str(grm_toy_root))
-    yield grm_toy_root
-    for name, (loader, meta) in saved.items():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        DatasetCatalog.register(name, loader)
-        meta.pop("name", None)
-        MetadataCatalog.get(name).set(**meta)
 
 
 def all_configs():
@@ -118,8 +97,14 @@ def test_inference_with_empty_expression_and_odd_sizes(tmp_path, registered_toy,
     cfg = tiny_cfg(tmp_path, registered_toy, monkeypatch)
     model = build_model(cfg).eval()
     inputs = [
-        {"image": torch.rand(3, 77, 101) * 255, "expression_tokens": torch.zeros(15, dtype=torch.long)},
-        {"image": torch.rand(3, 64, 64) * 255, "expression_tokens": torch.ones(15, dtype=torch.long)},
+        {
+            "image": torch.rand(3, 77, 101) * 255,
+            "expression_tokens": torch.zeros(15, dtype=torch.long),
+        },
+        {
+            "image": torch.rand(3, 64, 64) * 255,
+            "expression_tokens": torch.ones(15, dtype=torch.long),
+        },
     ]
     with torch.no_grad():
         out = model(inputs)

@@ -1,4 +1,5 @@
-"""GRM features: batched op against the per-RoI reference, hand-computed cases, no-detectron2 import."""
+"""GRM features: batched op vs per-RoI reference, hand-computed cases, import without detectron2."""
+
 import subprocess
 import sys
 import textwrap
@@ -64,7 +65,9 @@ def test_batched_matches_per_roi_reference(device, relative, manner, top_k, use_
 
 def test_hand_computed_corner_offsets_and_exclusion():
     cand = torch.tensor([[10.0, 20.0, 30.0, 60.0]])  # w = 20, h = 40
-    pool_boxes = torch.tensor([[[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 10.0, 10.0], [50, 20, 70, 40]]])
+    pool_boxes = torch.tensor(
+        [[[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 10.0, 10.0], [50, 20, 70, 40]]]
+    )
     pool_scores = torch.tensor([[5.0, 1.0, 2.0]])  # the candidate itself ranks first
     valid = torch.ones(1, 3, dtype=torch.bool)
     refs, ok = select_references(cand, torch.tensor([0]), pool_boxes, pool_scores, valid, 3)

@@ -10,7 +10,8 @@ from d2common.testing import plugin_cfg, repo_root
 from icm_depth import demo
 
 TINY = [
-    "MODEL.ICM_DEPTH.DIM", "16", "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4", "MODEL.ICM_DEPTH.NECK_NORM", "",
+    "MODEL.ICM_DEPTH.DIM", "16", "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4",
+    "MODEL.ICM_DEPTH.NECK_NORM", "",
     "MODEL.ICM_DEPTH.SWIN.EMBED_DIM", "8", "MODEL.ICM_DEPTH.SWIN.DEPTHS", "[1, 1, 1, 1]",
     "MODEL.ICM_DEPTH.SWIN.NUM_HEADS", "[1, 1, 2, 2]", "MODEL.ICM_DEPTH.SWIN.WINDOW_SIZE", "4",
 ]  # fmt: skip

@@ -11,6 +11,17 @@ TINY_OPTS = [
 ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models gain nothing from intra-op threads; on a shared CPU they lose a lot."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
     """A datasets root holding the generated toy data (generated once per session)."""

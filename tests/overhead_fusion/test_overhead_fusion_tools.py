@@ -42,6 +42,15 @@ def test_visualize_fusion_tool(tiny_checkpoint, tiny_opts, tmp_path):
     assert len(list(out.glob("*.png"))) == 2
 
 
+def test_evaluate_fusion_tool_repeats(tiny_checkpoint, tiny_opts, tmp_path):
+    args = ["--config-file", "configs/OverheadFusion/demo.yaml", "--repeats", "2"]
+    args += ["--weights", tiny_checkpoint.MODEL.WEIGHTS, "--json", str(tmp_path / "r.json")]
+    args += tiny_opts + ["MODEL.OVERHEAD_FUSION.FUSION", "mean", "OUTPUT_DIR", str(tmp_path)]
+    results = _tool("evaluate_fusion").main(args)["fusion"]
+    assert results["L1_std"] > 0
+    assert json.loads((tmp_path / "r.json").read_text())["fusion"]["L1"] == results["L1"]
+
+
 def test_benchmark_tool_writes_json(tmp_path):
     path = tmp_path / "bench.json"
     args = ["--device", "cpu", "--image-size", "32", "--views", "3", "--batch", "2"]

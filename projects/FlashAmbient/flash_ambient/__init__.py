@@ -3,6 +3,7 @@
 Chávez, Mora and Cayllahua-Cahuina, "Ambient Lighting Generation for Flash Images with Guided
 Conditional Adversarial Networks" (VISAPP 2020). ``flash_ambient.ops`` needs only torch.
 """
+
 import importlib.util
 
 from . import ops  # noqa: F401

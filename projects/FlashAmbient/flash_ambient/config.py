@@ -1,4 +1,5 @@
 """Config keys of the FlashAmbient project (attention-guided cGAN, Chávez et al. 2020)."""
+
 from detectron2.config import CfgNode as CN
 
 
@@ -61,7 +62,7 @@ def _model_node():
 
 def _input_node():
     node = CN()
-    # Every pair is resized to (long side, short side) by orientation: 320x240 or 240x320 (Sec. 4.1).
+    # Every pair is resized to (long side, short side) by orientation: 320x240 / 240x320 (4.1).
     node.RESIZE = (320, 240)
     # Random square crop of side CROP_BASE * U(CROP_SCALE) resized to CROP_SIZE (authors' code:
     # 240 * U(0.8, 1.0) -> 224, the paper's "random crops of 224x224").
@@ -77,6 +78,6 @@ def _solver_node():
     node = CN()
     # Adam betas for both networks: beta1 = 0.5 (Sec. 4.2, from pix2pix).
     node.BETAS = (0.5, 0.999)
-    # Learning rate of the discriminator (2e-6 in the paper; SOLVER.BASE_LR = 2e-5 is the generator's).
+    # Discriminator learning rate (2e-6 in the paper; SOLVER.BASE_LR = 2e-5 is G's).
     node.D_BASE_LR = 2e-6
     return node

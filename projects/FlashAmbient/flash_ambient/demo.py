@@ -1,4 +1,5 @@
 """What ``make demo`` runs for FlashAmbient: the cGAN on the toy data, the identity and R only."""
+
 import os
 
 import torch
@@ -26,7 +27,7 @@ HEADLINE_METRICS = [
 
 
 def visualize_demo(cfg, output_dir: str, num_images: int = 4):
-    """Writes ``flash_ambient_<pair>.png`` panels (flash | output | ambient | M) for a few test pairs."""
+    """Writes ``flash_ambient_<pair>.png`` (flash | output | ambient | M) for a few test pairs."""
     model = trainer_class(cfg).build_model(cfg)
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     model.eval()

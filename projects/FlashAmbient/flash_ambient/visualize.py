@@ -1,4 +1,5 @@
 """Figure-6-style panels: flash | output | ambient (when known) | attention map."""
+
 from typing import Optional
 
 import numpy as np

@@ -3,6 +3,7 @@
 ``grmnet.ops`` is plain torch and imports without detectron2; everything else registers
 detectron2 components (model, datasets, mapper, evaluator, trainer) at import.
 """
+
 import importlib.util
 
 from . import ops  # noqa: F401

@@ -1,4 +1,5 @@
 """Config keys of GRMNet: ``cfg.MODEL.GRMNET`` and ``cfg.SOLVER.GRMNET``."""
+
 from detectron2.config import CfgNode as CN
 
 

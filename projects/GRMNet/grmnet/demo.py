@@ -1,4 +1,5 @@
 """What ``make demo`` runs for GRMNet: the toy model with K = 10 references and with K = 0."""
+
 import os
 
 import cv2

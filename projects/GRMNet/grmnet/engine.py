@@ -1,4 +1,5 @@
 """GRMTrainer: PluginTrainer with the paper's AdamW optimizer."""
+
 import torch
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
@@ -25,7 +26,10 @@ def build_grm_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
         )
     elif name == "SGD":
         optimizer = torch.optim.SGD(
-            params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
+            params,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV,
         )
     else:
         raise ValueError(f"SOLVER.GRMNET.OPTIMIZER={name!r}: use AdamW or SGD")

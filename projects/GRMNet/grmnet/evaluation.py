@@ -1,4 +1,5 @@
 """COCO box / mask AP with one query per (sketch, expression) record (the paper's protocol)."""
+
 from detectron2.evaluation import COCOEvaluator
 
 from d2common.registry import EVALUATOR_REGISTRY

@@ -1,4 +1,5 @@
 """Vocabulary, tokenizer and the BiLSTM sentence encoder (Sec. 2.2)."""
+
 import os
 import re
 from typing import List, Sequence

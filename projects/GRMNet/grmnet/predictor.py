@@ -1,4 +1,5 @@
 """Referring segmentation of one sketch + expression with a trained GRMNet (tools and demo)."""
+
 from dataclasses import dataclass
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Drawings of referred instances and of the GRM references of one RoI (like Fig. 5)."""
+
 from typing import Sequence
 
 import cv2
@@ -9,7 +10,9 @@ from d2common.visualization import label_colors
 
 def _label(image, text, x, y, color):
     y = max(y, 12)
-    cv2.putText(image, text, (int(x) + 2, int(y) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+    cv2.putText(
+        image, text, (int(x) + 2, int(y) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA
+    )
 
 
 def draw_instances(image: np.ndarray, instances, class_names: Sequence[str], score_thresh=0.5):
@@ -30,7 +33,12 @@ def draw_instances(image: np.ndarray, instances, class_names: Sequence[str], sco
 
 def _dashed_rectangle(image, box, color, dash=6):
     x1, y1, x2, y2 = (int(round(v)) for v in box)
-    for a, b in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+    for a, b in (
+        ((x1, y1), (x2, y1)),
+        ((x2, y1), (x2, y2)),
+        ((x2, y2), (x1, y2)),
+        ((x1, y2), (x1, y1)),
+    ):
         length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
         for s in range(0, length, 2 * dash):
             t0, t1 = s / max(length, 1), min(s + dash, length) / max(length, 1)

@@ -1,4 +1,5 @@
 """Resolves the vocabulary a config uses (explicit file, else the dataset's ``vocab.txt``)."""
+
 import functools
 
 from detectron2.data import MetadataCatalog
@@ -25,7 +26,8 @@ def vocabulary_file(cfg) -> str:
     path = MetadataCatalog.get(names[0]).get("vocab_file", None)
     if path is None:
         raise ValueError(
-            f"dataset {names[0]!r} has no 'vocab_file' metadata: set MODEL.GRMNET.LANGUAGE.VOCAB_FILE"
+            f"dataset {names[0]!r} has no 'vocab_file' metadata: "
+            "set MODEL.GRMNET.LANGUAGE.VOCAB_FILE"
         )
     return path
 

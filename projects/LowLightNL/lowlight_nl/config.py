@@ -1,10 +1,78 @@
-"""Config keys of the LowLightNL project."""
+"""Config keys of the LowLightNL project (``MODEL.LOWLIGHT_NL``, ``INPUT.LOWLIGHT_NL``,
+``DATASETS.LOWLIGHT_NL``)."""
 
 from detectron2.config import CfgNode as CN
 
 
 def add_lowlight_nl_config(cfg):
-    """Adds the LowLightNL subtrees to ``cfg`` in place."""
-    cfg.MODEL.LOWLIGHT_NL = CN()
+    """Adds the LowLightNL subtrees to ``cfg`` in place. Idempotent: existing values are kept."""
+    if "LOWLIGHT_NL" not in cfg.MODEL:
+        cfg.MODEL.LOWLIGHT_NL = _model_node()
+    if "LOWLIGHT_NL" not in cfg.INPUT:
+        cfg.INPUT.LOWLIGHT_NL = _input_node()
+    if "LOWLIGHT_NL" not in cfg.DATASETS:
+        cfg.DATASETS.LOWLIGHT_NL = CN()
+        # COCO-format folders to register, as "prefix=/path" items: every
+        # /path/annotations/instances_<split>.json with images in /path/<split>/ becomes the
+        # dataset "<prefix>_<split>" (registered by LowLightTrainer before anything is built).
+        cfg.DATASETS.LOWLIGHT_NL.COCO_DIRS = []
+    return cfg
+
+
+def _model_node():
+    nl = CN()
     # Seed of the procedurally generated toy dataset (lowlight_nl_toy_{train,val}).
-    cfg.MODEL.LOWLIGHT_NL.TOY_SEED = 0
+    nl.TOY_SEED = 0
+    # ResNet stages followed by a weighted NL block (paper: res3, res4, res5; res2 also works).
+    # Used by the backbones build_lowlight_resnet_wnl(_fpn)_backbone.
+    nl.STAGES = ["res3", "res4", "res5"]
+    # Non-local form f: "embedded_gaussian" (paper's best), "gaussian", "dot_product",
+    # "concatenation" (Wang et al. 2018).
+    nl.MODE = "embedded_gaussian"
+    # Reduction r per stage res2..res5: inner width C' = C // r (paper: 4 after res2, 2 elsewhere).
+    nl.REDUCTIONS = [4, 2, 2, 2]
+    # Initial blending weight w per stage res2..res5 in z = w W_z(y) + (1 - w) x (Eq. 1);
+    # 0 makes each block the identity at the start, so pretrained features are kept.
+    nl.WEIGHT_INITS = [0.0, 0.0, 0.0, 0.0]
+    # Learn w (paper); False keeps the initial w fixed (the Table 2 ablation).
+    nl.LEARN_WEIGHT = True
+    # Max-pool (2x2) phi and g before the non-local sum (Wang et al.'s sub-sampling).
+    nl.SUB_SAMPLE = False
+    # Norm layer of W_z (its gamma starts at 0): "BN", "SyncBN", "GN", ... (not "FrozenBN").
+    nl.NORM = "BN"
+    # Kernel of the softmax forms: "auto" (fused SDPA on CUDA and for CPU inference, query
+    # blocks with recomputation for CPU training), "sdpa" or "chunked". All are O(N) in memory.
+    nl.ATTENTION_BACKEND = "auto"
+    # The paper's training mode: only the backbone (ResNet, NL blocks, FPN) learns; the RPN
+    # and ROI heads keep their pretrained weights (meta architecture LowLightRCNN).
+    nl.TRAIN_BACKBONE_ONLY = False
+    return nl
+
+
+def _input_node():
+    ll = CN()
+    ll.SYNTHESIS = CN()
+    # Apply Lv et al.'s low-light synthesis to training images on the fly (new noise per epoch).
+    ll.SYNTHESIS.ENABLED = False
+    # Probability of synthesising a given training image (the rest stay normal-light).
+    ll.SYNTHESIS.PROB = 1.0
+    # DoRF 201_CRF_data.mat (or its folder); "" uses $LOWLIGHT_NL_CRF or the parametric family.
+    ll.SYNTHESIS.CRF_PATH = ""
+    # Base seed of the synthesizer (offline datasets); on-the-fly draws follow detectron2's seed.
+    ll.SYNTHESIS.SEED = 0
+    # Uniform ranges of the synthesis parameters (Lv et al.): darkening I' = beta (alpha I)^gamma,
+    # noise std sqrt(L sig_s^2 + sig_c^2) on the irradiance L.
+    ll.SYNTHESIS.ALPHA = [0.9, 1.0]
+    ll.SYNTHESIS.BETA = [0.5, 1.0]
+    ll.SYNTHESIS.GAMMA = [1.5, 5.0]
+    ll.SYNTHESIS.SIG_S = [0.0, 0.16]
+    ll.SYNTHESIS.SIG_C = [0.0, 0.06]
+    # Classic enhancer applied to every image before the model (two-stage baselines):
+    # "none", "gamma" (255 (I / 255)^(1 / GAMMA)) or "clahe" (CLAHE on Lab lightness).
+    ll.ENHANCER = "none"
+    # Exponent g of the gamma-correction enhancer.
+    ll.GAMMA = 2.2
+    # CLAHE clip limit and tiles per side.
+    ll.CLAHE_CLIP_LIMIT = 2.0
+    ll.CLAHE_TILES = 8
+    return ll

@@ -9,14 +9,18 @@ from detectron2.utils.visualizer import Visualizer
 
 from d2common.visualization import panel_grid, save_rgb
 
+from .data.builtin import TOY_SEED
+from .data.toy import render_toy_image
+
 DEMO_RUNS = [
-    ("Mask R-CNN R18-FPN", "configs/LowLightNL/demo.yaml", []),
+    ("wNL Mask R-CNN R18-FPN (ours)", "configs/LowLightNL/demo.yaml", []),
+    ("Mask R-CNN R18-FPN", "configs/LowLightNL/maskrcnn_R18_FPN_200it_toy.yaml", []),
 ]
-HEADLINE_METRICS = ["segm/AP", "segm/AP50", "bbox/AP"]
+HEADLINE_METRICS = ["segm/AP", "segm/AP50", "segm/APs", "bbox/AP"]
 
 
 def visualize_demo(cfg, output_dir, num_images: int = 4):
-    """Draws predictions next to the ground truth on the first test images."""
+    """Fig. 4-style panels: normal light, low light, prediction, ground truth (toy val images)."""
     dataset_name = cfg.DATASETS.TEST[0]
     metadata = MetadataCatalog.get(dataset_name)
     predictor = DefaultPredictor(cfg)
@@ -26,7 +30,14 @@ def visualize_demo(cfg, output_dir, num_images: int = 4):
         instances = predictor(image_bgr)["instances"].to("cpu")
         predicted = Visualizer(image, metadata).draw_instance_predictions(instances).get_image()
         truth = Visualizer(image, metadata).draw_dataset_dict(record).get_image()
+        index = int(os.path.splitext(os.path.basename(record["file_name"]))[0])
+        _, clean, _ = render_toy_image(TOY_SEED, "val", index)
         grid = panel_grid(
-            [("low-light input", image), ("prediction", predicted), ("ground truth", truth)]
+            [
+                ("normal light", clean),
+                ("low-light input", image),
+                ("prediction", predicted),
+                ("ground truth", truth),
+            ]
         )
         save_rgb(os.path.join(output_dir, os.path.basename(record["file_name"]) + ".png"), grid)

@@ -1,4 +1,5 @@
 """Registers the FAID splits and the toy dataset under the datasets root."""
+
 import os
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once

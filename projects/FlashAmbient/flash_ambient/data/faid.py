@@ -4,6 +4,7 @@ On disk: ``<Category>_<id>_flash.png`` and ``<Category>_<id>_ambient.png`` anywh
 image folder (flat or one folder per category), plus optional split files listing one pair per
 line (``People_014``, or either file name of the pair).
 """
+
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ _IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def pair_name(entry: str) -> str:
-    """``People_014``, ``People_014_flash.png`` or ``a/b/People_014_ambient.png`` -> ``People_014``."""
+    """``People_014``, ``People_014_flash.png`` or ``x/People_014_ambient.png`` -> the pair name."""
     stem = os.path.splitext(os.path.basename(entry.strip()))[0]
     match = _PAIR_FILE.match(stem)
     return match.group("pair") if match else stem
@@ -123,6 +124,8 @@ def load_faid_pairs(image_dir: str, split_file: Optional[str] = None) -> List[di
             ", ".join(unreadable[:5]),
         )
     if not dicts:
-        raise RuntimeError(f"No usable flash / ambient pairs under {image_dir} (split {split_file})")
+        raise RuntimeError(
+            f"No usable flash / ambient pairs under {image_dir} (split {split_file})"
+        )
     logger.info("Loaded %d flash / ambient pairs from %s", len(dicts), image_dir)
     return dicts

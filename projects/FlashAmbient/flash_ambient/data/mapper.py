@@ -1,4 +1,5 @@
 """Reads a flash / ambient pair, resizes it by orientation and augments it as the authors did."""
+
 import copy
 import logging
 from typing import Optional, Tuple
@@ -71,7 +72,9 @@ class FlashAmbientDatasetMapper:
             return utils.read_image(path, format="RGB")
         except Exception as e:  # corrupt files must not stop a long training run
             self.num_skipped += 1
-            logger.warning("Skipping unreadable image %s (%s); %d skipped so far", path, e, self.num_skipped)
+            logger.warning(
+                "Skipping unreadable image %s (%s); %d skipped so far", path, e, self.num_skipped
+            )
             return None
 
     def augment(self, flash: np.ndarray, ambient: np.ndarray):

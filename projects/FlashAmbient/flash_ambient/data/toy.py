@@ -5,6 +5,7 @@ to the lens (inverse-square fall-off, specular highlights, hard shadows) and und
 overhead area light (warm, uniform, soft shadows). A small fraction of the ambient light is
 also present in the flash image, as in real flash photographs.
 """
+
 import os
 
 import cv2
@@ -21,7 +22,7 @@ _EPS = 1e-3
 
 
 def _sphere_hits(origins, dirs, centers, radii):
-    """Ray / sphere intersections: (P, 3), (P, 3), (K, 3), (K,) -> near, far t (P, K), nan if none."""
+    """Ray / sphere hits: (P, 3), (P, 3), (K, 3), (K,) -> near, far t (P, K), nan if none."""
     oc = origins[:, None, :] - centers[None]
     a = (dirs * dirs).sum(-1)[:, None]
     b = 2.0 * (oc * dirs[:, None, :]).sum(-1)
@@ -70,7 +71,9 @@ def render_pair(rng: np.random.Generator, width: int, height: int):
     s = _scene(rng)
     focal = 1.1 * max(width, height)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    dirs = np.stack([(xs + 0.5 - width / 2) / focal, (ys + 0.5 - height / 2) / focal, np.ones_like(xs)], -1)
+    dirs = np.stack(
+        [(xs + 0.5 - width / 2) / focal, (ys + 0.5 - height / 2) / focal, np.ones_like(xs)], -1
+    )
     dirs = (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).reshape(-1, 3)
     origins = np.zeros_like(dirs)
 

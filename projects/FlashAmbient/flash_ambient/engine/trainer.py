@@ -1,4 +1,5 @@
 """Alternating discriminator / generator training on detectron2's ``DefaultTrainer`` machinery."""
+
 import logging
 import time
 
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class FlashAmbientGANStep(SimpleTrainer):
-    """One iteration: generator forward, a discriminator step, then a generator step (pix2pix order).
+    """One iteration: generator forward, a D step, then a G step (pix2pix order).
 
     ``model`` is the generator meta-architecture (possibly DDP-wrapped); ``discriminator`` may be
     None (reconstruction loss only). Generator losses go to EventStorage like detectron2's

@@ -1,4 +1,5 @@
 """Per-image PSNR and two SSIM variants, written as CSV and averaged."""
+
 import logging
 from collections import OrderedDict
 
@@ -58,5 +59,11 @@ class FlashAmbientEvaluator(PerImageMetricEvaluator):
         results = super().evaluate()
         if results:
             for name, text in METRIC_DESCRIPTIONS.items():
-                logger.info("%s on %s: %.4f  (%s)", name, self.dataset_name, results[self.task_name][name], text)
+                logger.info(
+                    "%s on %s: %.4f  (%s)",
+                    name,
+                    self.dataset_name,
+                    results[self.task_name][name],
+                    text,
+                )
         return results

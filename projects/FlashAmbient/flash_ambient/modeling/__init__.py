@@ -1,4 +1,5 @@
 """Generators, discriminators, meta-architectures and the GAN objective."""
+
 from .discriminators import FlashAmbientPatchGAN, FlashAmbientStridedDiscriminator
 from .generators import FlashAmbientSIDUNet, FlashAmbientVGG16UNet, VGG16Encoder
 from .losses import FlashAmbientGANLoss

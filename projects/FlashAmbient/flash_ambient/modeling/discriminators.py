@@ -1,4 +1,5 @@
 """Discriminators: the authors' 5-level strided net and pix2pix's 70x70 PatchGAN."""
+
 import torch
 from detectron2.config import configurable
 from torch import nn

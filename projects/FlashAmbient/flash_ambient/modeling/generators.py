@@ -1,4 +1,5 @@
 """Generators: the paper's VGG-16 encoder-decoder and the SID U-Net trained from scratch."""
+
 from typing import List
 
 import torch
@@ -15,7 +16,9 @@ _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "none": nn.Identity}
 
 def _output_activation(name: str) -> nn.Module:
     if name not in _ACTIVATIONS:
-        raise ValueError(f"GENERATOR.OUTPUT_ACTIVATION must be one of {sorted(_ACTIVATIONS)}: {name!r}")
+        raise ValueError(
+            f"GENERATOR.OUTPUT_ACTIVATION must be one of {sorted(_ACTIVATIONS)}: {name!r}"
+        )
     return _ACTIVATIONS[name]()
 
 
@@ -67,7 +70,9 @@ class _UpBlock(nn.Module):
         x = self.up(x, output_size=reachable)
         if reachable != list(target):
             # Odd sizes the transposed conv cannot produce: replicate the last row / column.
-            x = F.pad(x, (0, target[1] - reachable[1], 0, target[0] - reachable[0]), mode="replicate")
+            x = F.pad(
+                x, (0, target[1] - reachable[1], 0, target[0] - reachable[0]), mode="replicate"
+            )
         return self.convs(torch.cat([x, skip], dim=1))
 
 

@@ -1,4 +1,5 @@
 """The attention-guided objective (Eqs. 2-4), weighted in one place."""
+
 from typing import Dict, Optional
 
 import torch
@@ -42,7 +43,7 @@ class FlashAmbientGANLoss:
         }
 
     def discriminator_input(self, outputs: Dict, image: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) image -> what D sees: ``image * M``, with ``I_f`` prepended if conditional."""
+        """(N, 3, H, W) image -> what D sees: ``image * M``, after ``I_f`` if conditional."""
         if outputs["attention"] is not None:
             image = image * outputs["attention"]
         if self.conditional:

@@ -1,4 +1,5 @@
 """Meta-architectures: the flash -> ambient generator, the DeepFlash baseline, the identity."""
+
 import logging
 from typing import Dict, List, Optional
 
@@ -120,9 +121,7 @@ class FlashAmbientDeepFlash(FlashAmbientTranslator):
     def from_config(cls, cfg):
         d = cfg.MODEL.FLASH_AMBIENT.DEEPFLASH
         ret = super().from_config(cfg)
-        ret.update(
-            diameter=d.FILTER_DIAMETER, sigma_space=d.SIGMA_SPACE, sigma_range=d.SIGMA_RANGE
-        )
+        ret.update(diameter=d.FILTER_DIAMETER, sigma_space=d.SIGMA_SPACE, sigma_range=d.SIGMA_RANGE)
         return ret
 
     def _filter(self, images):

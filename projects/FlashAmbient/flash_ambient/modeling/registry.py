@@ -1,4 +1,5 @@
 """Registries of the project's generators and discriminators (names prefixed ``FlashAmbient``)."""
+
 from fvcore.common.registry import Registry
 
 FLASH_AMBIENT_GENERATOR_REGISTRY = Registry("FLASH_AMBIENT_GENERATOR")

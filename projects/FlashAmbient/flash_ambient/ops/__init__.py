@@ -1,4 +1,5 @@
-"""Plain-torch operators of the project (no detectron2): attention map, metrics, bilateral filter."""
+"""Plain-torch operators (no detectron2): attention map, metrics, bilateral filter."""
+
 from .attention import attention_map, masked_l1
 from .bilateral import bilateral_filter
 from .metrics import psnr, rgb_to_gray_pil, ssim_gaussian, ssim_gray_uniform7, ssim_uniform

@@ -1,4 +1,5 @@
 """The attention map of Eq. 1 and the attention-guided reconstruction term of Eqs. 2-3."""
+
 import torch
 
 
@@ -12,7 +13,9 @@ def attention_map(ambient: torch.Tensor, flash: torch.Tensor) -> torch.Tensor:
         (N, 1, H, W) map in [0, 1]; 1 where the two images agree.
     """
     if ambient.shape != flash.shape:
-        raise ValueError(f"attention_map: shapes differ, {tuple(ambient.shape)} vs {tuple(flash.shape)}")
+        raise ValueError(
+            f"attention_map: shapes differ, {tuple(ambient.shape)} vs {tuple(flash.shape)}"
+        )
     return 1.0 - (ambient - flash).abs().mean(dim=1, keepdim=True)
 
 

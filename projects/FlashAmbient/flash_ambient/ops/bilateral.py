@@ -1,4 +1,5 @@
-"""A batched bilateral filter with OpenCV's ``cv2.bilateralFilter`` conventions (DeepFlash input)."""
+"""A batched bilateral filter with ``cv2.bilateralFilter``'s conventions (DeepFlash input)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -6,7 +7,7 @@ import torch.nn.functional as F
 def bilateral_filter(
     images: torch.Tensor, diameter: int = 7, sigma_space: float = 7.0, sigma_range: float = 102.0
 ) -> torch.Tensor:
-    """Edge-preserving smoothing, as ``cv2.bilateralFilter(img, diameter, sigma_range, sigma_space)``.
+    """Edge-preserving smoothing: ``cv2.bilateralFilter(img, diameter, sigma_range, sigma_space)``.
 
     Follows OpenCV: a disc-shaped window of radius ``diameter // 2``, spatial weight
     ``exp(-r^2 / (2 sigma_space^2))``, range weight ``exp(-d^2 / (2 sigma_range^2))`` with ``d`` the
@@ -28,8 +29,5 @@ def bilateral_filter(
     patches = F.unfold(padded, kernel_size=2 * radius + 1).view(n, c, (2 * radius + 1) ** 2, h, w)
     patches = patches[:, :, inside.flatten()]  # (N, C, K, H, W)
     color_dist = (patches - images[:, :, None]).abs().sum(dim=1, keepdim=True)
-    weights = space_w.view(1, 1, -1, 1, 1) * torch.exp(
-        -(color_dist**2) / (2.0 * sigma_range**2)
-    )
+    weights = space_w.view(1, 1, -1, 1, 1) * torch.exp(-(color_dist**2) / (2.0 * sigma_range**2))
     return (patches * weights).sum(dim=2) / weights.sum(dim=2)
-

@@ -3,6 +3,7 @@
 Conventions follow scikit-image (``peak_signal_noise_ratio``, ``structural_similarity``) so that
 numbers agree with it exactly: SSIM is averaged over the region not affected by borders.
 """
+
 import torch
 import torch.nn.functional as F
 

@@ -1,4 +1,5 @@
 """SketchyScene-Matching loader, template expressions, toy scenes, mapper and registration."""
+
 from . import builtin  # noqa: F401  (registers the datasets)
 from .builtin import prepare_dataset, register_all_sketchyscene_matching
 from .categories import SKETCHYSCENE_CATEGORIES, plural

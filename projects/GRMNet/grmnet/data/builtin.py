@@ -1,8 +1,9 @@
 """Registers SketchyScene-Matching and the toy dataset under ``d2common.data.datasets_root()``."""
+
 import os
 from typing import Callable, Dict
 
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
@@ -42,6 +43,8 @@ def _loader(root: str, split: str, prepare: Callable[[], str] = None):
 def register_all_sketchyscene_matching(root: str) -> None:
     """Registers every split of ``_PREDEFINED_SPLITS`` under ``root``."""
     for name, (subdir, split) in _PREDEFINED_SPLITS.items():
+        if name in DatasetCatalog.list():
+            continue
         dataset_root = os.path.join(root, subdir)
         prepare = None
         if subdir.startswith("toy/"):
@@ -49,7 +52,7 @@ def register_all_sketchyscene_matching(root: str) -> None:
             def prepare(target=dataset_root):
                 return ensure_generated(target, lambda d: generate_toy_dataset(d, seed=TOY_SEED))
 
-            _PREPARE.setdefault(name, prepare)
+            _PREPARE[name] = prepare
         register_dataset_once(
             name,
             _loader(dataset_root, split, prepare),

@@ -7,6 +7,7 @@ direction to a unique object ("the tree on the left of the house", "the two cars
 house", "the cloud behind the house", "the tree near the car"). "In front of" means lower in the
 sketch, "behind" higher, "near" a centre distance under 200 px at 768 px.
 """
+
 from collections import OrderedDict
 from typing import Dict, List, Sequence
 

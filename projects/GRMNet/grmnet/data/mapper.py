@@ -1,4 +1,5 @@
 """Dataset mapper: detectron2's DatasetMapper plus the tokenised expression."""
+
 import copy
 import logging
 

@@ -11,6 +11,7 @@ Layout under a dataset root (detectron2 style, see projects/GRMNet/DATASETS.md):
 An instance index is the 0-based rank of a non-zero id of INSTANCE_GT; its category is the
 majority non-zero CLASS_GT label inside its mask.
 """
+
 import json
 import logging
 import os
@@ -98,7 +99,12 @@ def read_instances(class_mat: str, instance_mat: str) -> List[Optional[dict]]:
         rle["counts"] = rle["counts"].decode("ascii")
         annotations.append(
             {
-                "bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+                "bbox": [
+                    float(xs.min()),
+                    float(ys.min()),
+                    float(xs.max() + 1),
+                    float(ys.max() + 1),
+                ],
                 "bbox_mode": BoxMode.XYXY_ABS,
                 "category_id": label - 1,
                 "segmentation": rle,
@@ -158,7 +164,9 @@ def load_sketchyscene_matching(root: str, split: str) -> List[Dict]:
                 }
             )
         if (n + 1) % 200 == 0:
-            logger.info("SketchyScene-Matching %s: read %d / %d sketches", split, n + 1, len(entries))
+            logger.info(
+                "SketchyScene-Matching %s: read %d / %d sketches", split, n + 1, len(entries)
+            )
     if skipped_sketches:
         logger.warning(
             "%s: skipped %d of %d sketches (missing or corrupt files), e.g. %s",

@@ -4,6 +4,7 @@ Objects of a few SketchyScene categories are drawn as black strokes on white; th
 regions become INSTANCE_GT / CLASS_GT ``.mat`` maps and template expressions become
 ``sentence_instance_{split}.json``, so :func:`load_sketchyscene_matching` reads the result.
 """
+
 import json
 import os
 from typing import Dict, List, Tuple
@@ -34,20 +35,51 @@ def _regions(name: str, x1: int, y1: int, w: int, h: int) -> Tuple[np.ndarray, l
     parts, details = [], []
     if name == "tree":
         tw = max(2, w // 5)
-        parts.append(("poly", [(x1 + w // 2 - tw // 2, y1 + h), (x1 + w // 2 + tw // 2, y1 + h),
-                               (x1 + w // 2 + tw // 2, y1 + h // 2), (x1 + w // 2 - tw // 2, y1 + h // 2)]))
+        parts.append(
+            (
+                "poly",
+                [
+                    (x1 + w // 2 - tw // 2, y1 + h),
+                    (x1 + w // 2 + tw // 2, y1 + h),
+                    (x1 + w // 2 + tw // 2, y1 + h // 2),
+                    (x1 + w // 2 - tw // 2, y1 + h // 2),
+                ],
+            )
+        )
         parts.append(("ellipse", (x1 + w // 2, y1 + int(h * 0.35)), (w // 2, int(h * 0.35))))
     elif name == "house":
         roof = int(h * 0.4)
-        parts.append(("poly", [(x1, y1 + roof), (x1 + w, y1 + roof), (x1 + w, y1 + h), (x1, y1 + h)]))
+        parts.append(
+            ("poly", [(x1, y1 + roof), (x1 + w, y1 + roof), (x1 + w, y1 + h), (x1, y1 + h)])
+        )
         parts.append(("poly", [(x1, y1 + roof), (x1 + w // 2, y1), (x1 + w, y1 + roof)]))
-        details.append(("rect", (x1 + w // 2 - w // 8, y1 + h - h // 3), (x1 + w // 2 + w // 8, y1 + h)))
+        details.append(
+            ("rect", (x1 + w // 2 - w // 8, y1 + h - h // 3), (x1 + w // 2 + w // 8, y1 + h))
+        )
     elif name == "car":
         body = int(h * 0.45)
-        parts.append(("poly", [(x1, y1 + body), (x1 + w, y1 + body), (x1 + w, y1 + int(h * 0.8)),
-                               (x1, y1 + int(h * 0.8))]))
-        parts.append(("poly", [(x1 + w // 5, y1 + body), (x1 + w // 3, y1), (x1 + 2 * w // 3, y1),
-                               (x1 + 4 * w // 5, y1 + body)]))
+        parts.append(
+            (
+                "poly",
+                [
+                    (x1, y1 + body),
+                    (x1 + w, y1 + body),
+                    (x1 + w, y1 + int(h * 0.8)),
+                    (x1, y1 + int(h * 0.8)),
+                ],
+            )
+        )
+        parts.append(
+            (
+                "poly",
+                [
+                    (x1 + w // 5, y1 + body),
+                    (x1 + w // 3, y1),
+                    (x1 + 2 * w // 3, y1),
+                    (x1 + 4 * w // 5, y1 + body),
+                ],
+            )
+        )
         r = max(2, h // 5)
         for cx in (x1 + w // 4, x1 + 3 * w // 4):
             parts.append(("ellipse", (cx, y1 + h - r), (r, r)))
@@ -60,8 +92,13 @@ def _regions(name: str, x1: int, y1: int, w: int, h: int) -> Tuple[np.ndarray, l
             parts.append(("line", p0, p1))
     else:  # cloud
         for fx, fy, fr in ((0.3, 0.6, 0.3), (0.55, 0.4, 0.35), (0.75, 0.62, 0.25)):
-            parts.append(("ellipse", (x1 + int(w * fx), y1 + int(h * fy)),
-                          (int(w * fr), int(h * (0.4 if fr > 0.3 else 0.38)))))
+            parts.append(
+                (
+                    "ellipse",
+                    (x1 + int(w * fx), y1 + int(h * fy)),
+                    (int(w * fr), int(h * (0.4 if fr > 0.3 else 0.38))),
+                )
+            )
     return parts, details  # fmt: skip
 
 
@@ -149,7 +186,10 @@ def generate_toy_split(
         entries.append({"key": key, "sen_instIdx_map": expressions})
     with open(expressions_path(root, split), "w", encoding="utf-8") as f:
         json.dump(entries, f, indent=1)
-    return {"sketches": num_sketches, "expressions": sum(len(e["sen_instIdx_map"]) for e in entries)}
+    return {
+        "sketches": num_sketches,
+        "expressions": sum(len(e["sen_instIdx_map"]) for e in entries),
+    }
 
 
 def generate_toy_dataset(

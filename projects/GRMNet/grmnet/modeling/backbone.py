@@ -1,4 +1,5 @@
 """A small convolutional backbone with FPN for fast experiments on sketches (the toy demo)."""
+
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
@@ -37,7 +38,7 @@ class SketchNet(Backbone):
         self.stem = conv(in_channels, widths[0], 2)
         self.stages = nn.ModuleList()
         cin = widths[0]
-        for i, w in enumerate(widths):
+        for w in widths:
             self.stages.append(nn.Sequential(conv(cin, w, 2), conv(w, w, 1)))
             cin = w
         self._out_features = ["res2", "res3", "res4", "res5"]
@@ -58,7 +59,9 @@ class SketchNet(Backbone):
 
     def output_shape(self):
         return {
-            f: ShapeSpec(channels=self._out_feature_channels[f], stride=self._out_feature_strides[f])
+            f: ShapeSpec(
+                channels=self._out_feature_channels[f], stride=self._out_feature_strides[f]
+            )
             for f in self._out_features
         }
 

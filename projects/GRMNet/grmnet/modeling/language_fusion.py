@@ -1,4 +1,5 @@
 """Shared helpers for concatenating the sentence feature to image / RoI features."""
+
 import torch
 
 from ..language import LanguageEncoder
@@ -23,5 +24,5 @@ def build_language_encoder(cfg) -> LanguageEncoder:
 
 
 def tile_language(language: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(N, L) sentence features -> (N, L, H, W) matching the spatial size of ``like`` (N, C, H, W)."""
+    """(N, L) sentence features -> (N, L, H, W), the spatial size of ``like`` (N, C, H, W)."""
     return language[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])

@@ -1,4 +1,5 @@
 """GRMNet: Mask R-CNN + language model + Global Reference Mechanism (Fig. 2)."""
+
 from typing import Dict, List, Optional
 
 import torch

@@ -1,4 +1,5 @@
 """RoI Fusion Step and the Global Reference Mechanism on top of StandardROIHeads."""
+
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -151,14 +152,19 @@ class GRMROIHeads(StandardROIHeads):
         """(R, C, S, S) pooled features -> (R, C + L + K * d + 5, S, S)."""
         sizes = [len(b) for b in boxes]
         image_idx = torch.repeat_interleave(
-            torch.arange(len(sizes), device=pooled.device), torch.tensor(sizes, device=pooled.device)
+            torch.arange(len(sizes), device=pooled.device),
+            torch.tensor(sizes, device=pooled.device),
         )
         parts = [pooled]
         if fusion.language is not None:
             parts.append(tile_to(fusion.language.index_select(0, image_idx), pooled.shape[-1]))
         if self.grm_top_k > 0 or self.grm_absolute:
             with torch.no_grad():
-                cand = torch.cat([b.tensor for b in boxes]).detach() if boxes else pooled.new_zeros(0, 4)
+                cand = (
+                    torch.cat([b.tensor for b in boxes]).detach()
+                    if boxes
+                    else pooled.new_zeros(0, 4)
+                )
                 grm = grm_features(
                     cand,
                     image_idx,

@@ -1,4 +1,5 @@
 """RPN Fusion Step: the RPN sees image features concatenated with the tiled sentence feature."""
+
 from typing import Dict, List, Optional
 
 import torch

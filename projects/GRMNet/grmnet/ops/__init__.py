@@ -1,4 +1,5 @@
 """Plain-torch operators of GRMNet (importable without detectron2)."""
+
 from .grm import (
     ABSOLUTE_DIM,
     RELATIVE_DIMS,

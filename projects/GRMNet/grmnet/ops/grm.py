@@ -4,6 +4,7 @@ For every candidate RoI ``C_i`` the GRM picks K references ``R_j`` among the pos
 proposals of the same image and describes them relative to ``C_i`` (Eq. 1 of the paper); the
 candidate's absolute position is appended. Nothing here loops over RoIs.
 """
+
 from typing import List, Sequence, Tuple
 
 import torch
@@ -18,7 +19,9 @@ _MIN_SIDE = 1.0
 def grm_feature_dim(top_k: int, relative: str = "corner", use_absolute: bool = True) -> int:
     """Length of the per-RoI GRM vector: ``K * d + 5 * use_absolute``."""
     if relative not in RELATIVE_DIMS:
-        raise ValueError(f"unknown relative encoding {relative!r}; use one of {list(RELATIVE_DIMS)}")
+        raise ValueError(
+            f"unknown relative encoding {relative!r}; use one of {list(RELATIVE_DIMS)}"
+        )
     return top_k * RELATIVE_DIMS[relative] + (ABSOLUTE_DIM if use_absolute else 0)
 
 
@@ -174,7 +177,9 @@ def relative_position(
         (R, K, d) with d = 5, 5 or 3.
     """
     if relative not in RELATIVE_DIMS:
-        raise ValueError(f"unknown relative encoding {relative!r}; use one of {list(RELATIVE_DIMS)}")
+        raise ValueError(
+            f"unknown relative encoding {relative!r}; use one of {list(RELATIVE_DIMS)}"
+        )
     cand = cand_boxes[:, None, :]
     wh_i = (cand[..., 2:] - cand[..., :2]).clamp(min=_MIN_SIDE)  # (R, 1, 2)
     wh_j = (ref_boxes[..., 2:] - ref_boxes[..., :2]).clamp(min=0)
@@ -202,7 +207,9 @@ def absolute_position(boxes: torch.Tensor, image_hw: torch.Tensor) -> torch.Tens
     h, w = image_hw[:, 0:1].to(boxes.dtype), image_hw[:, 1:2].to(boxes.dtype)
     size = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
     area = size[:, 0:1] * size[:, 1:2] / (w * h)
-    return torch.cat([boxes[:, 0:1] / w, boxes[:, 1:2] / h, boxes[:, 2:3] / w, boxes[:, 3:4] / h, area], 1)
+    return torch.cat(
+        [boxes[:, 0:1] / w, boxes[:, 1:2] / h, boxes[:, 2:3] / w, boxes[:, 3:4] / h, area], 1
+    )
 
 
 def grm_features(

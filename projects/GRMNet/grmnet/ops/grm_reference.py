@@ -3,6 +3,7 @@
 It follows the paper's description literally, one candidate at a time, and shares no code with
 :mod:`grmnet.ops.grm`.
 """
+
 import math
 
 import torch

@@ -1,5 +1,7 @@
 """Depth evaluator (Table I-IV metrics) for every ICMDepth dataset."""
 
+import logging
+
 import numpy as np
 from detectron2.data import MetadataCatalog
 
@@ -8,6 +10,8 @@ from d2common.registry import EVALUATOR_REGISTRY
 
 from ..data.formats import read_depth_png, read_instances
 from .metrics import image_depth_stats, summarize_depth_stats
+
+logger = logging.getLogger(__name__)
 
 
 @EVALUATOR_REGISTRY.register()
@@ -48,4 +52,13 @@ class ICMDepthEvaluator(PerImageMetricEvaluator):
         return image_depth_stats(pred, gt, instance_mask, self.crop, self.min_depth, self.max_depth)
 
     def summarize(self, rows):
+        logger.info(
+            "%s: %d images, crop %s, depth in [%g, %g] m; abs_rel, sq_rel, delta_k pooled over "
+            "pixels, rmse / rmse_log / silog per image then averaged",
+            self.dataset_name,
+            len(rows),
+            self.crop,
+            self.min_depth,
+            self.max_depth,
+        )
         return summarize_depth_stats(rows)

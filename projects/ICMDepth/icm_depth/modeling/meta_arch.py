@@ -158,6 +158,7 @@ class ICMDepthEstimator(nn.Module):
         return losses
 
     def postprocess(self, batched_inputs, images, depth, attns, levels) -> List[Dict]:
+        """Crops padding, resizes depth to (height, width), argmax of A1 per level."""
         results = []
         for i, (x, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):
             out_h, out_w = x.get("height", h), x.get("width", w)

@@ -145,6 +145,7 @@ def icm_cost(
     Returns:
         (B, N, M) costs.
     """
+    attn = attn.float()  # logs of small probabilities: never in half precision
     v = valid.to(attn.dtype)[:, None, :]
     a = attn * v
     a_hat = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)

@@ -1,6 +1,15 @@
-"""Datasets of the LowLightNL project (registered at import)."""
+"""Datasets of the LowLightNL project (registered at import), mapper and augmentations."""
 
 from . import builtin  # noqa: F401
+from .mapper import LowLightDatasetMapper
 from .toy import generate_toy_coco
+from .transforms import Enhance, EnhanceTransform, LowLightTransform, RandomLowLight
 
-__all__ = ["generate_toy_coco"]
+__all__ = [
+    "Enhance",
+    "EnhanceTransform",
+    "LowLightDatasetMapper",
+    "LowLightTransform",
+    "RandomLowLight",
+    "generate_toy_coco",
+]

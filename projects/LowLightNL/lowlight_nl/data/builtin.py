@@ -6,13 +6,18 @@ from detectron2.data.datasets import load_coco_json
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
+from .datasets import register_all_lowlight
 from .toy import TOY_CATEGORIES, TOY_SPLITS, generate_toy_coco
 
 TOY_SEED = 0
 
 
+# Bumped whenever the generator changes, so that stale caches are not reused.
+TOY_VERSION = "v2"
+
+
 def toy_dir(root: str) -> str:
-    return os.path.join(root, "toy", "lowlight_nl")
+    return os.path.join(root, "toy", "lowlight_nl", TOY_VERSION)
 
 
 def _load_toy_split(root: str, split: str, dataset_name: str):
@@ -40,3 +45,4 @@ def register_toy_lowlight(root: str) -> None:
 
 
 register_toy_lowlight(datasets_root())
+register_all_lowlight(datasets_root())

@@ -31,11 +31,16 @@ COCO_LOWLIGHT_SPLITS = {
 }
 
 # LIS (Chen et al., IJCV 2023): sRGB low-light ("dark", JPG) and normal-light (png) images.
-LIS_SPLITS = {
-    f"lis_{kind}_{split}": (f"LIS/{folder}/JPEGImages", f"LIS/annotations/lis_coco_{ext}_{split}{suffix}.json")
-    for kind, folder, ext, suffix in [("dark", "RGB-dark", "JPG", "+1"), ("normal", "RGB-normal", "png", "")]
-    for split in ("train", "test", "traintest")
-}  # fmt: skip
+LIS_SPLITS = {}
+for _kind, _folder, _ext, _suffix in [
+    ("dark", "RGB-dark", "JPG", "+1"),
+    ("normal", "RGB-normal", "png", ""),
+]:
+    for _split in ("train", "test", "traintest"):
+        LIS_SPLITS[f"lis_{_kind}_{_split}"] = (
+            f"LIS/{_folder}/JPEGImages",
+            f"LIS/annotations/lis_coco_{_ext}_{_split}{_suffix}.json",
+        )
 # Its 8 classes (bicycle, car, motorbike, bus, bottle, chair, diningtable, tvmonitor) are read
 # from the JSONs when a split is loaded.
 

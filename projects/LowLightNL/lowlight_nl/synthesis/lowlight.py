@@ -98,18 +98,18 @@ class LowLightSynthesizer:
 
     Args:
         camera_responses: the CRF bank (default: :func:`load_camera_responses`).
-        ranges: parameter ranges.
+        ranges: parameter ranges (default: the documented ranges).
         seed: base seed; ``synthesizer(image, key=...)`` is a pure function of (seed, key, image).
     """
 
     def __init__(
         self,
         camera_responses: Optional[CameraResponses] = None,
-        ranges: LowLightRanges = LowLightRanges(),
+        ranges: Optional[LowLightRanges] = None,
         seed: int = 0,
     ):
         self.crf = camera_responses if camera_responses is not None else load_camera_responses()
-        self.ranges = ranges
+        self.ranges = ranges if ranges is not None else LowLightRanges()
         self.seed = seed
 
     def sample_params(self, rng: np.random.Generator) -> LowLightParams:

@@ -1,0 +1,107 @@
+"""Weighted-NL Mask R-CNN: build, training steps with backward, inference, checkpoints."""
+
+import pytest
+import torch
+
+from d2common.testing import plugin_cfg, run_train_steps
+
+TINY = [
+    "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "128",
+    "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "128",
+    "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "2",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+]  # fmt: skip
+
+
+def tiny_cfg(tmp_path, *opts):
+    return plugin_cfg(
+        "configs/LowLightNL/demo.yaml", TINY + ["OUTPUT_DIR", str(tmp_path)] + list(opts)
+    )
+
+
+def _blocks(model):
+    return dict(model.backbone.bottom_up.nonlocal_blocks.items())
+
+
+def test_train_steps_reach_every_nonlocal_parameter(tmp_path):
+    cfg = tiny_cfg(tmp_path, "MODEL.LOWLIGHT_NL.WEIGHT_INITS", "[0.5, 0.5, 0.5, 0.5]")
+    trainer, storage = run_train_steps(cfg, 2)
+    blocks = _blocks(trainer.model)
+    assert sorted(blocks) == ["res2", "res3", "res4", "res5"]
+    assert blocks["res2"].inner_channels == 64 // 4 and blocks["res3"].inner_channels == 128 // 2
+    latest = storage.latest()
+    assert all(torch.isfinite(torch.tensor(latest[k][0])) for k in latest if k.startswith("loss"))
+    assert "wnl/res4" in latest
+    for stage, block in blocks.items():
+        dead = [
+            n for n, p in block.named_parameters() if p.grad is None or not torch.any(p.grad != 0)
+        ]
+        assert not dead, f"{stage}: no gradient for {dead}"
+
+
+def test_inference_on_odd_sizes_and_identity_at_init(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg).eval()
+    images = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8) for h, w in [(83, 101), (64, 47)]]
+    with torch.no_grad():
+        outputs = model(
+            [{"image": im, "height": im.shape[1], "width": im.shape[2]} for im in images]
+        )
+        assert [tuple(o["instances"].image_size) for o in outputs] == [(83, 101), (64, 47)]
+        # w = 0 at initialisation: every block is the identity, as the pretrained ResNet.
+        x = torch.randn(1, 64, 10, 12)
+        torch.testing.assert_close(_blocks(model)["res2"](x), x)
+
+
+def test_train_backbone_only_freezes_heads(tmp_path):
+    cfg = tiny_cfg(tmp_path, "MODEL.LOWLIGHT_NL.TRAIN_BACKBONE_ONLY", "True")
+    trainer, _ = run_train_steps(cfg, 1)
+    model = trainer.model
+    assert not any(p.requires_grad for p in model.roi_heads.parameters())
+    assert not any(p.requires_grad for p in model.proposal_generator.parameters())
+    assert all(p.requires_grad for p in model.backbone.bottom_up.nonlocal_blocks.parameters())
+    assert any(p.grad is not None for p in model.backbone.fpn_lateral2.parameters())
+
+
+def test_checkpoint_layout_matches_the_stock_resnet(tmp_path):
+    from detectron2.modeling import build_model
+
+    wnl = build_model(tiny_cfg(tmp_path))
+    stock = build_model(tiny_cfg(tmp_path, "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"))
+    extra = set(wnl.state_dict()) - set(stock.state_dict())
+    assert set(stock.state_dict()) <= set(wnl.state_dict())
+    assert extra and all(".nonlocal_blocks." in k for k in extra)
+    missing, unexpected = wnl.load_state_dict(stock.state_dict(), strict=False)
+    assert not unexpected and all(".nonlocal_blocks." in k for k in missing)
+
+
+def test_block_after_frozen_stage_still_trains(tmp_path):
+    from detectron2.modeling import build_model
+
+    cfg = tiny_cfg(tmp_path, "MODEL.BACKBONE.FREEZE_AT", "2")
+    model = build_model(cfg)
+    assert not any(p.requires_grad for p in model.backbone.bottom_up.res2.parameters())
+    assert all(p.requires_grad for p in _blocks(model)["res2"].parameters())
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["MODEL.LOWLIGHT_NL.MODE", "cosine"], "unknown non-local mode"),
+        (["MODEL.LOWLIGHT_NL.NORM", "FrozenBN"], "trainable"),
+        (["MODEL.LOWLIGHT_NL.STAGES", "['res6']"], "unknown stage"),
+        (["MODEL.LOWLIGHT_NL.REDUCTIONS", "[2, 2]"], "one value per stage"),
+    ],
+)
+def test_bad_model_config_fails_at_build(tmp_path, opts, message):
+    from detectron2.modeling import build_model
+
+    with pytest.raises(ValueError, match=message):
+        build_model(tiny_cfg(tmp_path, *opts))
+
+
+def test_unknown_key_fails_at_start(tmp_path):
+    with pytest.raises((KeyError, AssertionError), match="NON_EXISTENT"):
+        tiny_cfg(tmp_path, "MODEL.LOWLIGHT_NL.NON_EXISTENT", "1")
