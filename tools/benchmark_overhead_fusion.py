@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Times OverheadFusion's parts: artifact synthesis (per sample, as in the data loader), one
-training step of the model, and the batched fusion op against a per-sample loop.
+"""Times OverheadFusion's parts: artifact synthesis (per sample on one CPU thread, as in a
+data-loader worker), one training step of the model, and the batched fusion op against a
+per-sample loop.
 
     python tools/benchmark_overhead_fusion.py --device cpu --image-size 300 --views 4 \
         --batch 5 --repeats 3 --json bench.json
@@ -47,10 +48,13 @@ def main(argv=None):
     p.add_argument("--image-size", type=int, default=300)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--batch", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", default="", help="write the numbers to this JSON file")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     opts = [
         "MODEL.DEVICE", args.device,
         "INPUT.OVERHEAD_FUSION.IMAGE_SIZE", str(args.image_size),
@@ -61,7 +65,11 @@ def main(argv=None):
 
     mapper = OverheadFusionDatasetMapper(cfg, is_train=True)
     clean = torch.rand(3, s, s)
+    # Artifacts are drawn in data-loader workers, which run torch with one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     synth_cpu = _timeit(lambda: mapper.synthesize_views(clean), args.repeats, torch.device("cpu"))
+    torch.set_num_threads(threads)
 
     from detectron2.modeling import build_model
     from detectron2.utils.events import EventStorage
@@ -95,6 +103,7 @@ def main(argv=None):
         "image_size": s,
         "views": v,
         "batch": b,
+        "config": args.config_file,
         "artifact_synthesis_per_sample_s": synth_cpu,
         "artifact_synthesis_per_batch_s": synth_batch,
         "train_step_s": step_time,

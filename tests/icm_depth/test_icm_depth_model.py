@@ -179,3 +179,20 @@ def test_optimizer_is_adamw_with_smaller_encoder_lr(toy_root):
     enc = {id(p) for p in model.backbone.encoder.parameters()}
     lrs = {g["lr"] for g in opt.param_groups if any(id(p) in enc for p in g["params"])}
     assert lrs == {cfg.SOLVER.BASE_LR * 0.1}
+
+
+def test_converted_swin_checkpoint_loads_into_the_encoder(tmp_path):
+    """A Swin checkpoint converted the Mask2Former way (bare Swin keys, matching heuristics)."""
+    import pickle
+
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    model = _tiny_model()
+    swin = {k: v.clone().fill_(0.5).numpy() for k, v in model.backbone.encoder.state_dict().items()}
+    path = tmp_path / "swin.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": swin, "__author__": "third_party", "matching_heuristics": True}, f)
+    DetectionCheckpointer(model).load(str(path))
+    weight = model.backbone.encoder.patch_embed.proj.weight
+    assert torch.all(weight == 0.5)
+    assert not torch.all(model.backbone.lateral[0].weight == 0.5)

@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
@@ -61,3 +62,17 @@ def test_benchmark_inputs_have_the_requested_instances():
     ]
     assert depth.shape == ids.shape == (1, 352, 1216)
     assert 1 <= int(ids.max()) <= 5 and torch.isfinite(depth).all()
+
+
+def test_pseudo_mask_conversion_keeps_road_obstacles_by_score():
+    spec = importlib.util.spec_from_file_location(
+        "prep", repo_root() / "datasets" / "prepare_icm_depth_kitti_masks.py"
+    )
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, :2] = True  # car, score 0.6
+    masks[1, 1:3] = True  # person, score 0.9: wins the overlap (row 1)
+    masks[2] = True  # a dining table: not a road obstacle
+    ids = prep.instances_to_id_map(masks, np.array([0.6, 0.9, 0.99]), np.array([2, 0, 60]))
+    assert ids.tolist() == [[2] * 4, [1] * 4, [1] * 4, [0] * 4]

@@ -62,7 +62,7 @@ def _shape_mask(rng, category: str, height: int, width: int):
 
 # Milder than the COCO-low-light defaults (gamma up to 5, sig_s up to 0.16) so that a model
 # trained for a couple of CPU minutes still finds the objects.
-TOY_SYNTHESIS_RANGES = LowLightRanges(gamma=(1.5, 3.0), sig_s=(0.0, 0.08), sig_c=(0.0, 0.03))
+TOY_SYNTHESIS_RANGES = LowLightRanges(gamma=(1.5, 2.5), sig_s=(0.0, 0.04), sig_c=(0.0, 0.015))
 
 
 def _darken_and_noise(rng, image: np.ndarray) -> np.ndarray:

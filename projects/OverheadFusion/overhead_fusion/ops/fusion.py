@@ -16,8 +16,18 @@ def segment_ids_from_counts(counts: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
 
 
-def _expand(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return index.view(-1, *([1] * (like.dim() - 1))).expand_as(like)
+def _pad_positions(segment_ids: torch.Tensor, num_segments: int):
+    """(T,) sample ids -> (T,) position of every view within its sample, and V_max."""
+    counts = torch.bincount(segment_ids, minlength=num_segments)
+    offsets = torch.cumsum(counts, 0) - counts
+    positions = torch.arange(len(segment_ids), device=segment_ids.device) - offsets[segment_ids]
+    return positions, int(counts.max()) if len(counts) else 0
+
+
+def _to_padded(x: torch.Tensor, segment_ids, positions, num_segments, max_views, fill):
+    """(T, ...) -> (N, V_max, ...) with ``fill`` where a sample has fewer views."""
+    padded = x.new_full((num_segments, max_views) + tuple(x.shape[1:]), fill)
+    return padded.index_put((segment_ids, positions), x)
 
 
 def segment_softmax(
@@ -27,19 +37,17 @@ def segment_softmax(
 
     Args:
         logits: (T, ...) quality logits Q_j.
-        segment_ids: (T,) int64, sample index of every view, in [0, num_segments).
+        segment_ids: (T,) int64, sample index of every view, in [0, num_segments), sorted.
         num_segments: N, the number of samples.
 
     Returns:
         (T, ...) relative quality Q*_j; sums to one over the views of a sample.
     """
-    shape = (num_segments,) + tuple(logits.shape[1:])
-    # The maximum only stabilises exp(); softmax does not depend on it, so no gradient is needed.
-    seg_max = logits.detach().new_full(shape, float("-inf"))
-    seg_max = seg_max.scatter_reduce(0, _expand(segment_ids, logits), logits.detach(), "amax")
-    exp = torch.exp(logits - seg_max.index_select(0, segment_ids))
-    denom = exp.new_zeros(shape).index_add(0, segment_ids, exp)
-    return exp / denom.index_select(0, segment_ids)
+    positions, max_views = _pad_positions(segment_ids, num_segments)
+    # Whole views are copied into a (N, V_max, ...) block padded with -inf (zero weight), so the
+    # softmax runs as one dense op; per-element scatters are much slower on CPU.
+    padded = _to_padded(logits, segment_ids, positions, num_segments, max_views, float("-inf"))
+    return torch.softmax(padded, dim=1)[segment_ids, positions]
 
 
 def quality_fusion(
@@ -50,16 +58,20 @@ def quality_fusion(
     Args:
         views: (T, C, H, W) input images I_j of all samples.
         logits: (T, 1, H, W) quality logits Q_j.
-        segment_ids: (T,) sample index of every view.
+        segment_ids: (T,) sample index of every view (sorted: a sample's views are consecutive).
         num_segments: N.
 
     Returns:
         fused: (N, C, H, W); weights: (T, 1, H, W) relative quality maps Q*_j.
     """
-    weights = segment_softmax(logits, segment_ids, num_segments)
-    weighted = views * weights
-    fused = weighted.new_zeros((num_segments,) + tuple(views.shape[1:]))
-    return fused.index_add(0, segment_ids, weighted), weights
+    positions, max_views = _pad_positions(segment_ids, num_segments)
+    padded_logits = _to_padded(
+        logits, segment_ids, positions, num_segments, max_views, float("-inf")
+    )
+    padded_weights = torch.softmax(padded_logits, dim=1)
+    padded_views = _to_padded(views, segment_ids, positions, num_segments, max_views, 0.0)
+    fused = (padded_views * padded_weights).sum(dim=1)
+    return fused, padded_weights[segment_ids, positions]
 
 
 def mean_fusion(views: torch.Tensor, segment_ids: torch.Tensor, num_segments: int):
