@@ -108,7 +108,8 @@ def run(method, dataset, args):
     trainer = OverheadFusionTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
-    return OverheadFusionTrainer.test(cfg, trainer.model)["fusion"]
+    # The evaluation hook has tested the final model (TEST.OVERHEAD_FUSION.REPEATS times).
+    return trainer._last_eval_results["fusion"]
 
 
 def format_table(dataset, results, repeats):

@@ -23,7 +23,7 @@ def _free_port():
 def test_two_process_ddp_keeps_replicas_in_sync(tmp_path):
     opts = TINY_OPTS + [
         "OUTPUT_DIR", str(tmp_path / "out"),
-        "SOLVER.MAX_ITER", 3,
+        "SOLVER.MAX_ITER", 2,
         "SOLVER.IMS_PER_BATCH", 4,  # 2 per rank: BatchNorm needs more than one value
         "SOLVER.CHECKPOINT_PERIOD", 100,
         "DATASETS.TEST", (),

@@ -1,4 +1,5 @@
 """What ``make demo`` uses: DEMO_RUNS, HEADLINE_METRICS and visualize_demo."""
+
 import cv2
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model

@@ -3,7 +3,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def grm_toy_root(tmp_path_factory):
-    """A datasets root holding the generated toy dataset (shared by the tests of a session)."""
+    """A datasets root holding the generated toy dataset (generated once per test run)."""
     from grmnet.data.toy import generate_toy_dataset
 
     root = tmp_path_factory.mktemp("grm_datasets")
@@ -14,7 +14,7 @@ def grm_toy_root(tmp_path_factory):
 
 @pytest.fixture
 def registered_toy(grm_toy_root):
-    """Points the toy dataset names at the session's generated toy root."""
+    """Points the toy dataset names at the generated toy root."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
     from grmnet.data import builtin

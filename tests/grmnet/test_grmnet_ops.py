@@ -124,3 +124,18 @@ def test_ops_import_without_detectron2():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("manner", ["consistency", "distance"])
+def test_duplicates_of_the_candidate_are_all_excluded(device, manner):
+    box = [10.0, 10.0, 30.0, 30.0]
+    proposals = torch.tensor([box, box, [40.0, 10, 60, 30], [0, 50, 20, 70], box, [80, 80, 90, 90]])
+    scores = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    cand, image, hw = torch.tensor([box]), torch.tensor([0]), torch.tensor([[100.0, 100.0]])
+    expected = grm_features_reference(cand, image, [proposals], [scores], hw, 3, manner=manner)
+    pool = pad_reference_pool([proposals.to(device)], [scores.to(device)])
+    got = grm_features(cand.to(device), image.to(device), *pool, hw.to(device), 3, manner=manner)
+    torch.testing.assert_close(got.cpu(), expected)
+    refs, valid = select_references(cand.to(device), image.to(device), *pool, 3, manner)
+    assert valid.all() and not (refs.cpu() == torch.tensor(box)).all(-1).any()

@@ -171,3 +171,22 @@ def test_gamma_correction_matches_formula_and_clahe_raises_contrast():
         enhance(image, "retinex")
     with pytest.raises(TypeError, match="uint8"):
         gamma_correction(image.astype(np.float32))
+
+
+def test_visualize_tool_writes_panels(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        "visualize_lowlight", REPO / "tools" / "visualize_lowlight.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = [
+        "visualize_lowlight.py", "--dataset", "lowlight_nl_toy_val", "--num", "1",
+        "--synthesize", "--output", str(tmp_path),
+        "--model", f"untrained={REPO / 'configs/LowLightNL/demo.yaml'}",
+        "MODEL.WEIGHTS", "",
+    ]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    tool.main()
+    (panel,) = list(tmp_path.glob("*.png"))
+    image = cv2.imread(str(panel))
+    assert image.shape[1] > 4 * image.shape[0]  # normal, low light, prediction, ground truth

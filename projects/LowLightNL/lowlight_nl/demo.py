@@ -14,7 +14,11 @@ from .data.toy import render_toy_image
 
 DEMO_RUNS = [
     ("wNL Mask R-CNN R18-FPN (ours)", "configs/LowLightNL/demo.yaml", []),
-    ("Mask R-CNN R18-FPN", "configs/LowLightNL/maskrcnn_R18_FPN_200it_toy.yaml", []),
+    (
+        "Mask R-CNN R18-FPN",
+        "configs/LowLightNL/demo.yaml",
+        ["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"],
+    ),
 ]
 HEADLINE_METRICS = ["segm/AP", "segm/AP50", "segm/APs", "bbox/AP"]
 

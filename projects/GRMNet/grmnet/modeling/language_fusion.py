@@ -1,4 +1,4 @@
-"""Shared helpers for concatenating the sentence feature to image / RoI features."""
+"""Concatenating the sentence feature to image / RoI features, and building the encoder."""
 
 import torch
 

@@ -1,8 +1,8 @@
 """Quality-weighted and mean fusion of a variable number of views per sample (Eqs. 1-2).
 
-Views of a whole batch are stored flat, ``(T, C, H, W)`` with ``T = sum_i V_i``, next to a
-``segment_ids`` vector naming the sample of every view, so batches whose samples have different
-numbers of views need neither padding nor a Python loop.
+Views of a whole batch are stored flat, ``(T, C, H, W)`` with ``T = sum_i V_i`` (a sample's views
+consecutive), next to a ``segment_ids`` vector naming the sample of every view, so batches whose
+samples have different numbers of views need no Python loop over samples.
 """
 
 import torch
