@@ -90,15 +90,15 @@ def main(argv=None):
         ssim_gray_uniform7(*pair_u8)
 
     rows = {
-        "generator_inference_320x240_s": _timed(inference, device, args.repeat),
-        f"gan_train_iteration_b{args.batch}_224_s": _timed(train_step, device, args.repeat),
-        "attention_map_b8_224_s": _timed(
+        "generator_inference_320x240": _timed(inference, device, args.repeat),
+        f"gan_train_iteration_b{args.batch}_224": _timed(train_step, device, args.repeat),
+        f"attention_map_b{args.batch}_224": _timed(
             lambda: attention_map(ambient, flash), device, args.repeat
         ),
-        "bilateral_filter_320x240_s": _timed(
+        "bilateral_filter_320x240": _timed(
             lambda: bilateral_filter(image * 255.0), device, args.repeat
         ),
-        "metrics_320x240_s": _timed(metrics, device, args.repeat),
+        "metrics_320x240": _timed(metrics, device, args.repeat),
     }
     info = {
         "device": (

@@ -127,7 +127,9 @@ def main():
         results["gpu"] = torch.cuda.get_device_name()
     results["grm_op"] = bench_op(args.device, args.repeat)
     op_line = "GRM features (512 RoIs x 10 references): batched {batched_ms:.2f} ms, per-RoI loop "
-    print(op_line + "{per_roi_loop_ms:.1f} ms, speed-up x{speedup:.0f}".format(**results["grm_op"]))
+    print(
+        (op_line + "{per_roi_loop_ms:.1f} ms, speed-up x{speedup:.0f}").format(**results["grm_op"])
+    )
     if not args.skip_train_step:
         import grmnet  # noqa: F401
 

@@ -8,8 +8,9 @@ prints the layout of the paper's Tables 1 and 2.
     python tools/reproduce_fusion.py --datasets roads --roads-dir /path/to/aerial_roads
 
 The road tiles are Massachusetts Roads images (``images/*.png``, ``masks/*.png`` with road = 255);
-each is cut into 5 x 5 tiles of 300 px, resized to ``--image-size``; the first 6 images train,
-the rest evaluate.
+each is cut into ``--road-grid`` x ``--road-grid`` tiles (default 10: 150 px, so that the 7 px
+wide roads stay visible at 64 px), resized to ``--image-size``; the first 6 images train, the
+rest evaluate.
 """
 import argparse
 import json
@@ -42,8 +43,8 @@ PAPER = {  # Table 1 (S2: Acc, mIoU, fwIoU) and Table 2 (S2: L1).
 ROWS = (("clean", "Clean data"), ("mean", "Baseline (mean)"), ("quality", "Ours (quality)"))
 
 
-def prepare_road_tiles(roads_dir: str, out_dir: str, size: int, num_train: int = 6):
-    """Cuts the road images into 5 x 5 tiles once (each image is read once); registers the
+def prepare_road_tiles(roads_dir: str, out_dir: str, size: int, grid: int = 10, num_train=6):
+    """Cuts the road images into grid x grid tiles once (each image read once); registers the
     ``overhead_fusion_aerial_roads_{train,val}`` splits."""
     pairs = pair_files(os.path.join(roads_dir, "images"), os.path.join(roads_dir, "masks"))
     fmt = LABEL_FORMATS["mass_roads"]
@@ -51,7 +52,7 @@ def prepare_road_tiles(roads_dir: str, out_dir: str, size: int, num_train: int =
         split = "train" if index < num_train else "val"
         image_dir = os.path.join(out_dir, split, "images")
         mask_dir = os.path.join(out_dir, split, "masks")
-        if os.path.exists(os.path.join(mask_dir, f"{key}_4_4.png")):
+        if os.path.exists(os.path.join(mask_dir, f"{key}_{grid - 1}_{grid - 1}.png")):
             continue
         os.makedirs(image_dir, exist_ok=True)
         os.makedirs(mask_dir, exist_ok=True)
@@ -61,9 +62,9 @@ def prepare_road_tiles(roads_dir: str, out_dir: str, size: int, num_train: int =
             logger.warning("Skipping unreadable %s", key)
             continue
         ids = decode_color_label(np.ascontiguousarray(mask[:, :, ::-1]), fmt)
-        for row in range(5):
-            for col in range(5):
-                x0, y0, x1, y1 = tile_box(image.shape[0], image.shape[1], [row, col, 5, 0])
+        for row in range(grid):
+            for col in range(grid):
+                x0, y0, x1, y1 = tile_box(image.shape[0], image.shape[1], [row, col, grid, 0])
                 tile = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
                 labels = cv2.resize(
                     ids[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_NEAREST
@@ -101,7 +102,7 @@ def run(method, dataset, args):
             "DATASETS.TRAIN", "('overhead_fusion_aerial_roads_train',)",
             "DATASETS.TEST", "('overhead_fusion_aerial_roads_val',)",
             "MODEL.OVERHEAD_FUSION.NUM_CLASSES", "2",
-            "MODEL.OVERHEAD_FUSION.CLASS_WEIGHTS", "[0.5, 2.0]",
+            "MODEL.OVERHEAD_FUSION.CLASS_WEIGHTS", str(list(args.road_class_weights)),
         ]  # fmt: skip
     cfg = plugin_cfg(os.path.abspath(args.config_file), opts + list(args.opts))
     logger.info("Training %s on %s for %d iterations", method, dataset, args.iters)
@@ -138,6 +139,14 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["toy", "roads"], choices=["toy", "roads"])
     p.add_argument("--methods", nargs="+", default=["quality", "mean", "clean"])
     p.add_argument("--roads-dir", default=str(shared_data_dir() / "aerial_roads"))
+    p.add_argument("--road-grid", type=int, default=10, help="tiles per side of a road image")
+    p.add_argument(
+        "--road-class-weights",
+        type=float,
+        nargs=2,
+        default=(0.5, 4.0),
+        help="alpha of background and road (roads cover about 3%% of the pixels)",
+    )
     p.add_argument("--iters", type=int, default=400, help="training iterations per run")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--views", type=int, default=4)
@@ -155,8 +164,8 @@ def main(argv=None):
         if dataset == "roads":
             if not os.path.isdir(args.roads_dir):
                 raise FileNotFoundError(f"--roads-dir {args.roads_dir} does not exist")
-            tiles = os.path.join(args.output_dir, f"road_tiles_{args.image_size}")
-            prepare_road_tiles(args.roads_dir, tiles, args.image_size)
+            tiles = os.path.join(args.output_dir, f"road_tiles_{args.road_grid}_{args.image_size}")
+            prepare_road_tiles(args.roads_dir, tiles, args.image_size, args.road_grid)
         all_results[dataset] = {m: run(m, dataset, args) for m in args.methods}
     tables = [format_table(d, r, args.repeats) for d, r in all_results.items()]
     print("\n\n".join(tables))

@@ -15,11 +15,13 @@ def parameter_digest(module) -> str:
 
 
 def train_and_digest(config_file, opts, out_dir):
+    import torch
     from detectron2.utils import comm
 
     from d2common.engine import build_trainer
     from d2common.testing import plugin_cfg
 
+    torch.set_num_threads(1)  # two ranks share the test machine's cores
     cfg = plugin_cfg(config_file, opts)
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=False)

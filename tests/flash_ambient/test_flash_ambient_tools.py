@@ -1,6 +1,7 @@
 """tools/convert_vgg16.py and tools/flash_to_ambient.py, called through their command lines."""
 
 import importlib.util
+import json
 
 import cv2
 import pytest
@@ -70,3 +71,35 @@ def test_flash_to_ambient_on_real_samples(tmp_path):
     output = cv2.imread(str(tmp_path / "out" / "People_014_flash_output.png"))
     assert sorted(output.shape[:2]) == [96, 128]  # demo.yaml's RESIZE, portrait kept portrait
     assert grid.shape[1] >= 4 * output.shape[1]  # flash | output | ambient | attention
+
+
+def test_prepare_faid_writes_resized_pairs_and_splits(tmp_path):
+    samples = shared_data("faid_samples")
+    train = tmp_path / "train.txt"
+    train.write_text("People_014\nPeople_150\n")
+    test = tmp_path / "test.txt"
+    test.write_text("Objects_148\n")
+    spec = importlib.util.spec_from_file_location(
+        "prepare_flash_ambient_faid", repo_root() / "datasets" / "prepare_flash_ambient_faid.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "faid"
+    module.main([str(samples), str(out), "--size", "64", "48", "--train-list", str(train)] +
+                ["--test-list", str(test)])  # fmt: skip
+    from flash_ambient.data import load_faid_pairs
+
+    dicts = load_faid_pairs(str(out / "images"), str(out / "splits" / "train.txt"))
+    assert [d["image_id"] for d in dicts] == ["People_014", "People_150"]
+    assert all(sorted((d["width"], d["height"])) == [48, 64] for d in dicts)
+
+
+def test_benchmark_runs_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    _tool("benchmark_flash_ambient").main(
+        ["--device", "cpu", "--repeat", "1", "--batch", "1", "--base-channels", "4"]
+        + ["--json", str(out)]
+    )
+    results = json.loads(out.read_text())["results"]
+    assert "gan_train_iteration_b1_224" in results
+    assert all(v["wall_s"] > 0 for v in results.values())

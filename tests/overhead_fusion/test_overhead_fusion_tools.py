@@ -75,7 +75,7 @@ def test_reproduce_tool_cuts_the_real_road_tiles(tmp_path):
     from detectron2.data import DatasetCatalog
 
     root = shared_data("aerial_roads")
-    _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tmp_path / "tiles"), 32)
+    _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tmp_path / "tiles"), 32, 5)
     train = DatasetCatalog.get("overhead_fusion_aerial_roads_train")
     val = DatasetCatalog.get("overhead_fusion_aerial_roads_val")
     assert len(train) == 6 * 25 and len(val) == 2 * 25

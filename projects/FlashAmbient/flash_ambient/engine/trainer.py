@@ -87,6 +87,8 @@ class FlashAmbientGANTrainer(PluginTrainer):
     """
 
     def __init__(self, cfg):
+        if cfg.SOLVER.AMP.ENABLED:
+            raise ValueError("FlashAmbientGANTrainer does not support SOLVER.AMP.ENABLED=True")
         super().__init__(cfg)
         discriminator = self.build_discriminator(cfg)
         optimizer_d = scheduler_d = None

@@ -3,7 +3,7 @@
 import os
 from typing import Callable, Dict
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
@@ -61,11 +61,6 @@ def register_all_sketchyscene_matching(root: str) -> None:
             dataset_root=dataset_root,
             evaluator_type="coco",
         )
-
-
-def registered_root(name: str) -> str:
-    """The dataset root that ``name`` was registered with."""
-    return MetadataCatalog.get(name).dataset_root
 
 
 register_all_sketchyscene_matching(datasets_root())

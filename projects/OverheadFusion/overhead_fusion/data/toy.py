@@ -40,22 +40,23 @@ def render_toy_tile(rng: np.random.Generator, size: int = TOY_TILE_SIZE):
     labels = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(3, 6)):
         points = rng.uniform(-0.1, 1.1, (rng.integers(2, 4), 2)) * size
-        width = int(rng.integers(size // 40, size // 20 + 1))
-        shade = rng.uniform(0.42, 0.58)
+        width = int(rng.integers(size // 60, size // 30 + 1))
+        shade = rng.uniform(0.36, 0.48)
         pts = np.round(points).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(image, [pts], False, (shade, shade, shade * 1.02), width)
+        cv2.polylines(image, [pts], False, (shade, shade * 1.05, shade * 0.95), width)
         cv2.polylines(labels, [pts], False, _ROAD, width)
     for _ in range(rng.integers(16, 28)):
         w, h = rng.integers(size // 14, size // 6, 2)
         x, y = rng.integers(0, size - w), rng.integers(0, size - h)
         if (labels[y : y + h, x : x + w] == _ROAD).any():
             continue
-        roof = rng.choice([[0.62, 0.3, 0.25], [0.7, 0.68, 0.66], [0.35, 0.33, 0.4]])
+        # Muted roof colours, close to the ground's and the roads': segmentation must see detail.
+        roof = rng.choice([[0.5, 0.38, 0.3], [0.5, 0.5, 0.45], [0.35, 0.38, 0.3]])
         shadow = max(2, size // 80)
-        image[y + shadow : y + h + shadow, x + shadow : x + w + shadow] *= 0.55
+        image[y + shadow : y + h + shadow, x + shadow : x + w + shadow] *= 0.75
         image[y : y + h, x : x + w] = np.asarray(roof) * rng.uniform(0.85, 1.15)
         labels[y : y + h, x : x + w] = _BUILDING
-    image = np.clip(image + rng.normal(0, 0.015, image.shape), 0, 1)
+    image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1)
     return np.round(image * 255).astype(np.uint8), labels
 
 
