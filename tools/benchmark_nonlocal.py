@@ -158,6 +158,7 @@ def main():
     parser.add_argument("--naive-cap-gb", type=float, default=4.0)
     parser.add_argument("--train-step", metavar="CONFIG", help="also time a wNL config's steps")
     parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument("--skip-blocks", action="store_true", help="only the --train-step part")
     parser.add_argument("--json", help="write all rows to this JSON file")
     args = parser.parse_args()
 
@@ -166,7 +167,7 @@ def main():
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blocks": []}
     print(f"{'stage':>5} {'form':>18} {'dev':>4} {'eff s':>8} {'eff MB':>8} "
           f"{'naive s':>8} {'naive MB':>9} {'naive theory MB':>15}")  # fmt: skip
-    for device in devices:
+    for device in [] if args.skip_blocks else devices:
         for stage in args.stages:
             for mode in args.forms:
                 row = benchmark_block(stage, mode, device, args)

@@ -144,7 +144,7 @@ def main(argv=None):
         "--road-class-weights",
         type=float,
         nargs=2,
-        default=(0.5, 4.0),
+        default=(0.5, 16.0),
         help="alpha of background and road (roads cover about 3%% of the pixels)",
     )
     p.add_argument("--iters", type=int, default=400, help="training iterations per run")

@@ -17,7 +17,7 @@ def test_config_loads(config):
     cfg = plugin_cfg(config)
     assert cfg.MODEL.ROI_HEADS.NUM_CLASSES > 0
     if "wnl" in Path(config).name:
-        assert cfg.MODEL.BACKBONE.NAME == "build_lowlight_resnet_wnl_fpn_backbone"
+        assert cfg.MODEL.BACKBONE.NAME == "build_resnet_wnl_fpn_backbone"
 
 
 def test_paper_schedule():

@@ -57,8 +57,14 @@ def test_coco_folder_from_config_and_missing_images(tmp_path, caplog):
     assert register_cfg_directories(cfg) == ["llt_mine_val"]
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    with caplog.at_level(logging.WARNING):
-        records = DatasetCatalog.get("llt_mine_val")
+    from lowlight_nl.data import datasets as datasets_module
+
+    datasets_module.logger.addHandler(caplog.handler)  # setup_logger may stop propagation
+    try:
+        with caplog.at_level(logging.WARNING):
+            records = DatasetCatalog.get("llt_mine_val")
+    finally:
+        datasets_module.logger.removeHandler(caplog.handler)
     assert len(records) == 2 and "skipped 1 of 3" in caplog.text
     assert len(MetadataCatalog.get("llt_mine_val").thing_classes) == 80
     bad = plugin_cfg(None, ["DATASETS.LOWLIGHT_NL.COCO_DIRS", "['no_equals_sign']"])
@@ -149,8 +155,14 @@ def test_mapper_skips_unreadable_training_images(tmp_path, caplog):
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     record = dict(_toy_record(), file_name=str(broken))
     cfg = plugin_cfg("configs/LowLightNL/demo.yaml")
-    with caplog.at_level(logging.WARNING):
-        assert LowLightDatasetMapper(cfg, True)(dict(record)) is None
+    from lowlight_nl.data import mapper as mapper_module
+
+    mapper_module.logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert LowLightDatasetMapper(cfg, True)(dict(record)) is None
+    finally:
+        mapper_module.logger.removeHandler(caplog.handler)
     assert "broken.jpg" in caplog.text
     with pytest.raises(RuntimeError, match="broken.jpg"):
         LowLightDatasetMapper(cfg, False)(dict(record))

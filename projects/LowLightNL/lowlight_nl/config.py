@@ -24,7 +24,7 @@ def _model_node():
     # Seed of the procedurally generated toy dataset (lowlight_nl_toy_{train,val}).
     nl.TOY_SEED = 0
     # ResNet stages followed by a weighted NL block (paper: res3, res4, res5; res2 also works).
-    # Used by the backbones build_lowlight_resnet_wnl(_fpn)_backbone.
+    # Used by the backbones build_resnet_wnl(_fpn)_backbone.
     nl.STAGES = ["res3", "res4", "res5"]
     # Non-local form f: "embedded_gaussian" (paper's best), "gaussian", "dot_product",
     # "concatenation" (Wang et al. 2018).

@@ -2,8 +2,9 @@
 
 Each image holds a few filled shapes (circle, square, triangle; 10-48 px, many of them COCO
 "small") in a colour close to the textured background; the rendered image then goes through
-the Lv et al. low-light synthesis (parametric camera curves, so no data file is needed). Annotations are COCO polygons taken
-from the exact shape masks, so detectron2's stock COCO loader and evaluator read the dataset.
+the Lv et al. low-light synthesis (parametric camera curves, so no data file is needed).
+Annotations are COCO polygons taken from the exact shape masks, so detectron2's stock COCO
+loader and evaluator read the dataset.
 """
 
 import json

@@ -2,8 +2,8 @@
 
 from .backbone import (
     WeightedNonLocalResNet,
-    build_lowlight_resnet_wnl_backbone,
-    build_lowlight_resnet_wnl_fpn_backbone,
+    build_resnet_wnl_backbone,
+    build_resnet_wnl_fpn_backbone,
     nonlocal_blocks_of,
 )
 from .meta_arch import LowLightRCNN
@@ -11,7 +11,7 @@ from .meta_arch import LowLightRCNN
 __all__ = [
     "LowLightRCNN",
     "WeightedNonLocalResNet",
-    "build_lowlight_resnet_wnl_backbone",
-    "build_lowlight_resnet_wnl_fpn_backbone",
+    "build_resnet_wnl_backbone",
+    "build_resnet_wnl_fpn_backbone",
     "nonlocal_blocks_of",
 ]

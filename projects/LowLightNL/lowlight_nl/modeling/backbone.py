@@ -90,7 +90,7 @@ def build_nonlocal_blocks(cfg, stage_channels: Dict[str, int]) -> Dict[str, Weig
 
 
 @BACKBONE_REGISTRY.register()
-def build_lowlight_resnet_wnl_backbone(cfg, input_shape: ShapeSpec) -> WeightedNonLocalResNet:
+def build_resnet_wnl_backbone(cfg, input_shape: ShapeSpec) -> WeightedNonLocalResNet:
     """detectron2's ResNet (``MODEL.RESNETS``) plus the weighted NL blocks."""
     resnet = build_resnet_backbone(cfg, input_shape)
     stages = [list(getattr(resnet, name).children()) for name in resnet.stage_names]
@@ -104,10 +104,10 @@ def build_lowlight_resnet_wnl_backbone(cfg, input_shape: ShapeSpec) -> WeightedN
 
 
 @BACKBONE_REGISTRY.register()
-def build_lowlight_resnet_wnl_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
-    """``build_resnet_fpn_backbone`` with :func:`build_lowlight_resnet_wnl_backbone` below it."""
+def build_resnet_wnl_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
+    """``build_resnet_fpn_backbone`` with :func:`build_resnet_wnl_backbone` below it."""
     return FPN(
-        bottom_up=build_lowlight_resnet_wnl_backbone(cfg, input_shape),
+        bottom_up=build_resnet_wnl_backbone(cfg, input_shape),
         in_features=cfg.MODEL.FPN.IN_FEATURES,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,

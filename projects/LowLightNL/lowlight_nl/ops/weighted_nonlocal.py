@@ -80,9 +80,11 @@ class ChunkedSoftmaxAttention(torch.autograd.Function):
         kt = k.transpose(1, 2)
         for s in range(0, n, rows):
             logits = torch.bmm(q[:, s : s + rows], kt)
-            lse[:, s : s + rows] = torch.logsumexp(logits, dim=-1, keepdim=True)
-            probs = logits.sub_(lse[:, s : s + rows]).exp_()
-            out[:, s : s + rows] = torch.bmm(probs, v)
+            peak = logits.amax(dim=-1, keepdim=True)
+            weights = logits.sub_(peak).exp_()  # in place: one exp pass, no second buffer
+            total = weights.sum(dim=-1, keepdim=True)
+            lse[:, s : s + rows] = peak + total.log()
+            out[:, s : s + rows] = torch.bmm(weights, v).div_(total)
         ctx.save_for_backward(q, k, v, out, lse)
         return out
 
