@@ -24,7 +24,7 @@ def single_thread():
 
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
-    """A datasets root holding the generated toy data (generated once per session)."""
+    """A datasets root holding the generated toy data (generated once per test run)."""
     return tmp_path_factory.mktemp("overhead_fusion_datasets")
 
 
