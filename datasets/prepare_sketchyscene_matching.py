@@ -6,7 +6,7 @@
 
 Links ``{train,val,test}/{DRAWING_GT,CLASS_GT,INSTANCE_GT}`` from the SketchyScene release and
 copies ``sentence_instance_{split}.json`` and ``vocab.txt`` from SketchyScene-Matching into
-``$DETECTRON2_DATASETS/sketchyscene/`` (see projects/GRMNet/DATASETS.md), then reads every
+``$DETECTRON2_DATASETS/sketchyscene/`` (see datasets/README.md), then reads every
 sketch once and reports the usable (sketch, expression) pairs per split.
 """
 import argparse

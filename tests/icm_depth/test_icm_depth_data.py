@@ -89,7 +89,7 @@ def test_cityscapes_dvps_loader_skips_unpaired(tmp_path, caplog):
         records = load_cityscapes_dvps(split)
     assert len(records) == 1 and records[0]["instance_format"] == "cityscapes_dvps"
     assert "skipped 1 image" in caplog.text
-    with pytest.raises(FileNotFoundError, match="DATASETS.md"):
+    with pytest.raises(FileNotFoundError, match="datasets/README.md"):
         load_cityscapes_dvps(str(tmp_path / "nowhere"))
 
 

@@ -79,8 +79,27 @@ def test_inference_outputs_with_varying_views(tiny_cfg, fusion):
             torch.testing.assert_close(out["fused"], inp["image"])
 
 
-def test_quality_fusion_is_invariant_to_view_order(tiny_cfg):
+def test_zero_init_quality_net_starts_at_mean_fusion(tiny_cfg):
     model = build_model(tiny_cfg()).eval()
+    batch = _batch([3, 1, 4])
+    with torch.no_grad():
+        outputs = model(batch)
+    for inp, out in zip(batch, outputs):
+        v = inp["views"].shape[0]
+        torch.testing.assert_close(out["quality"], torch.full((v, 24, 24), 1.0 / v))
+        torch.testing.assert_close(out["fused"], inp["views"].mean(0))
+    random_init = build_model(
+        tiny_cfg(opts=["MODEL.OVERHEAD_FUSION.QUALITY_ZERO_INIT", "False"])
+    ).eval()
+    with torch.no_grad():
+        quality = random_init(batch)[0]["quality"]
+    assert not torch.allclose(quality, torch.full_like(quality, 1.0 / 3))
+
+
+def test_quality_fusion_is_invariant_to_view_order(tiny_cfg):
+    # Random init: with zero init every view weighs 1 / K and the test would be vacuous.
+    cfg = tiny_cfg(opts=["MODEL.OVERHEAD_FUSION.QUALITY_ZERO_INIT", "False"])
+    model = build_model(cfg).eval()
     batch = _batch([4, 3])
     shuffled = [dict(b, views=b["views"].flip(0)) for b in batch]
     with torch.no_grad():

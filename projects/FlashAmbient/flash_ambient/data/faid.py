@@ -55,7 +55,7 @@ def find_pairs(image_dir: str) -> Dict[str, Dict[str, str]]:
     if not os.path.isdir(image_dir):
         raise FileNotFoundError(
             f"FAID image folder {image_dir} not found: expected <Category>_<id>_flash.png / "
-            "<Category>_<id>_ambient.png files under it (see projects/FlashAmbient/DATASETS.md)"
+            "<Category>_<id>_ambient.png files under it (see datasets/README.md)"
         )
     found = defaultdict(dict)
     for dirpath, _, filenames in os.walk(image_dir):

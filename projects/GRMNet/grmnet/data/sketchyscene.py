@@ -1,6 +1,6 @@
 """Loader of SketchyScene-Matching: one dataset record per (sketch, expression) pair.
 
-Layout under a dataset root (detectron2 style, see projects/GRMNet/DATASETS.md)::
+Layout under a dataset root (detectron2 style, see datasets/README.md)::
 
     sentence_instance_{split}.json     [{"key": id, "sen_instIdx_map": {expression: [idx, ...]}}]
     vocab.txt                          one token a line, <pad> = 0, <unk> = 1

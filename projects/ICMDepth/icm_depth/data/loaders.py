@@ -20,7 +20,7 @@ _IMAGE_SUFFIX = "_leftImg8bit.png"
 def _require_dir(path: str, what: str) -> None:
     if not os.path.isdir(path):
         raise FileNotFoundError(
-            f"{what}: directory {path} not found (see projects/ICMDepth/DATASETS.md for the "
+            f"{what}: directory {path} not found (see datasets/README.md for the "
             "expected tree under $DETECTRON2_DATASETS)"
         )
 

@@ -1,6 +1,6 @@
 """Registration of the real datasets: COCO-low-light, LIS, and any COCO-format directory.
 
-Expected trees under the datasets root are documented in ``projects/LowLightNL/DATASETS.md``.
+Expected trees under the datasets root are documented in ``datasets/README.md``.
 Every loader is lazy (nothing is read at registration) and drops records whose image file is
 missing, with one warning giving the count.
 """
@@ -50,7 +50,7 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Lis
     if not os.path.isfile(json_file):
         raise FileNotFoundError(
             f"{dataset_name}: annotation file {json_file} does not exist (see "
-            "projects/LowLightNL/DATASETS.md for the expected layout)"
+            "datasets/README.md for the expected layout)"
         )
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"{dataset_name}: image folder {image_root} does not exist")

@@ -1,6 +1,6 @@
 """Registers the project's datasets under ``d2common.data.datasets_root()`` at import.
 
-Expected layout: see ``projects/OverheadFusion/DATASETS.md``.
+Expected layout: see ``datasets/README.md``.
 """
 
 import os

@@ -90,8 +90,14 @@ class OverheadFusionNet(nn.Module):
             )
         # "mean" and "clean" have no quality network, yet keep its weights so that checkpoints of
         # all three fusion modes share one layout.
+        quality_net = UNet(3, 1, c.QUALITY_BASE_WIDTH, c.UNET_DEPTH)
+        if c.QUALITY_ZERO_INIT:
+            # Equal quality logits: fusion starts as the mean and the segmentation loss alone moves
+            # it away, instead of starting from random per-view preferences.
+            nn.init.zeros_(quality_net.outc.weight)
+            nn.init.zeros_(quality_net.outc.bias)
         return {
-            "quality_net": UNet(3, 1, c.QUALITY_BASE_WIDTH, c.UNET_DEPTH),
+            "quality_net": quality_net,
             "seg_net": UNet(3, c.NUM_CLASSES, c.SEG_BASE_WIDTH, c.UNET_DEPTH),
             "fusion": c.FUSION,
             "class_weights": c.CLASS_WEIGHTS,
