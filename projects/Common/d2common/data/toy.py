@@ -57,7 +57,11 @@ def ensure_generated(target_dir: str, generate: Callable[[str], None], timeout_s
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         logger.info("Generating toy dataset in %s ...", target_dir)
-        generate(tmp)
+        try:
+            generate(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         open(os.path.join(tmp, _DONE_MARKER), "w").close()
         shutil.rmtree(target_dir, ignore_errors=True)
         os.replace(tmp, target_dir)
