@@ -23,8 +23,13 @@ DEMO_RUNS = [
 HEADLINE_METRICS = ["segm/AP", "segm/AP50", "segm/APs", "bbox/AP"]
 
 
-def visualize_demo(cfg, output_dir, num_images: int = 4):
-    """Fig. 4-style panels: normal light, low light, prediction, ground truth (toy val images)."""
+def visualize_demo(cfg, output_dir, num_images: int = 4, score_threshold: float = 0.3):
+    """Fig. 4-style panels: normal light, low light, prediction, ground truth (toy val images).
+
+    Only detections scoring at least ``score_threshold`` are drawn.
+    """
+    cfg = cfg.clone()
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
     dataset_name = cfg.DATASETS.TEST[0]
     metadata = MetadataCatalog.get(dataset_name)
     predictor = DefaultPredictor(cfg)
