@@ -80,7 +80,7 @@ def test_inference_outputs_with_varying_views(tiny_cfg, fusion):
 
 
 def test_zero_init_quality_net_starts_at_mean_fusion(tiny_cfg):
-    model = build_model(tiny_cfg()).eval()
+    model = build_model(tiny_cfg(opts=["MODEL.OVERHEAD_FUSION.QUALITY_ZERO_INIT", "True"])).eval()
     batch = _batch([3, 1, 4])
     with torch.no_grad():
         outputs = model(batch)
@@ -97,7 +97,7 @@ def test_zero_init_quality_net_starts_at_mean_fusion(tiny_cfg):
 
 
 def test_quality_fusion_is_invariant_to_view_order(tiny_cfg):
-    # Random init: with zero init every view weighs 1 / K and the test would be vacuous.
+    # Random init (explicit): with zero init every view weighs 1 / K and the test would be vacuous.
     cfg = tiny_cfg(opts=["MODEL.OVERHEAD_FUSION.QUALITY_ZERO_INIT", "False"])
     model = build_model(cfg).eval()
     batch = _batch([4, 3])

@@ -26,8 +26,9 @@ def add_overhead_fusion_config(cfg):
         # Number of 2x down-samplings of both U-Nets (paper: 4).
         m.UNET_DEPTH = 4
         # Zero-initialise the last 1x1 convolution of the quality U-Net phi: every Q_j starts at 0,
-        # so Q*_j = 1 / K and training starts exactly at mean fusion. False: PyTorch's default init.
-        m.QUALITY_ZERO_INIT = True
+        # so Q*_j = 1 / K and training starts exactly at mean fusion. False: PyTorch's default init
+        # (the paper: random initialisation).
+        m.QUALITY_ZERO_INIT = False
 
     if "OVERHEAD_FUSION" not in cfg.INPUT:
         i = cfg.INPUT.OVERHEAD_FUSION = CN()
