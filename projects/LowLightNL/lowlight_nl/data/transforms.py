@@ -22,19 +22,16 @@ def _check_format(image_format: str) -> str:
     return image_format
 
 
-class LowLightTransform(Transform):
-    """Applies the low-light synthesis with fixed parameters; geometry is unchanged."""
+class _PhotometricTransform(Transform):
+    """A transform that changes pixel values only: boxes, polygons and masks pass through."""
 
-    def __init__(self, synthesizer: LowLightSynthesizer, params: LowLightParams, noise_seed: int,
-                 image_format: str = "BGR"):  # fmt: skip
-        super().__init__()
-        self._set_attributes(locals())
-        _check_format(image_format)
+    def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 RGB -> HxWx3 uint8 RGB."""
+        raise NotImplementedError
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(_to_rgb(img, self.image_format))
-        out = self.synthesizer.synthesize(rgb, self.params, np.random.default_rng(self.noise_seed))
-        return np.ascontiguousarray(_to_rgb(out, self.image_format))
+        return np.ascontiguousarray(_to_rgb(self.apply_rgb(rgb), self.image_format))
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         return coords
@@ -44,6 +41,19 @@ class LowLightTransform(Transform):
 
     def inverse(self) -> Transform:
         return NoOpTransform()
+
+
+class LowLightTransform(_PhotometricTransform):
+    """Applies the low-light synthesis with fixed parameters; geometry is unchanged."""
+
+    def __init__(self, synthesizer: LowLightSynthesizer, params: LowLightParams, noise_seed: int,
+                 image_format: str = "BGR"):  # fmt: skip
+        super().__init__()
+        self._set_attributes(locals())
+        _check_format(image_format)
+
+    def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        return self.synthesizer.synthesize(rgb, self.params, np.random.default_rng(self.noise_seed))
 
 
 class RandomLowLight(T.Augmentation):
@@ -69,7 +79,7 @@ class RandomLowLight(T.Augmentation):
         )
 
 
-class EnhanceTransform(Transform):
+class EnhanceTransform(_PhotometricTransform):
     """A classic enhancer (gamma correction / CLAHE) on the image; geometry is unchanged."""
 
     def __init__(self, method: str, gamma: float = 2.2, clip_limit: float = 2.0,
@@ -80,19 +90,8 @@ class EnhanceTransform(Transform):
         self._set_attributes(locals())
         _check_format(image_format)
 
-    def apply_image(self, img: np.ndarray) -> np.ndarray:
-        rgb = np.ascontiguousarray(_to_rgb(img, self.image_format))
-        out = enhance(rgb, self.method, self.gamma, self.clip_limit, self.tile_grid)
-        return np.ascontiguousarray(_to_rgb(out, self.image_format))
-
-    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
-        return coords
-
-    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
-        return segmentation
-
-    def inverse(self) -> Transform:
-        return NoOpTransform()
+    def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        return enhance(rgb, self.method, self.gamma, self.clip_limit, self.tile_grid)
 
 
 class Enhance(T.Augmentation):
