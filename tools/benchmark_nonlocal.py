@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from lowlight_nl.ops import NONLOCAL_MODES, WeightedNonLocal2d
+from lowlight_nl.ops import ATTENTION_BACKENDS, NONLOCAL_MODES, WeightedNonLocal2d
 
 STAGES = {  # name: (channels, height, width, reduction) at an 800x1344 input
     "res2": (256, 200, 336, 4),
@@ -116,9 +116,12 @@ def naive_bytes(block, shape):
 def benchmark_block(stage, mode, device, args):
     c, h, w, reduction = STAGES[stage]
     torch.manual_seed(0)
-    block = WeightedNonLocal2d(c, mode=mode, reduction=reduction, weight_init=0.5).to(device)
+    block = WeightedNonLocal2d(
+        c, mode=mode, reduction=reduction, weight_init=0.5, attention_backend=args.backend
+    ).to(device)
     x = torch.randn(args.batch, c, h, w, device=device)
     row = {"stage": stage, "mode": mode, "device": device, "shape": [args.batch, c, h, w]}
+    row["backend"] = args.backend
     row["efficient_s"], row["efficient_peak_mb"] = measure(
         block, x, lambda b, t: b(t), device, args.repeat
     )
@@ -154,6 +157,9 @@ def main():
     parser.add_argument("--forms", nargs="+", default=list(NONLOCAL_MODES), choices=NONLOCAL_MODES)
     parser.add_argument("--device", default="all", choices=["all", "cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument(
+        "--backend", default="auto", choices=ATTENTION_BACKENDS, help="softmax forms' kernel"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timed runs after one warm-up")
     parser.add_argument("--naive-cap-gb", type=float, default=4.0)
     parser.add_argument("--train-step", metavar="CONFIG", help="also time a wNL config's steps")

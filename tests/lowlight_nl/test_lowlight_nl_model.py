@@ -92,6 +92,7 @@ def test_block_after_frozen_stage_still_trains(tmp_path):
         (["MODEL.LOWLIGHT_NL.NORM", "FrozenBN"], "trainable"),
         (["MODEL.LOWLIGHT_NL.STAGES", "['res6']"], "unknown stage"),
         (["MODEL.LOWLIGHT_NL.REDUCTIONS", "[2, 2]"], "one value per stage"),
+        (["MODEL.LOWLIGHT_NL.ATTENTION_BACKEND", "flash3"], "unknown attention backend"),
     ],
 )
 def test_bad_model_config_fails_at_build(tmp_path, opts, message):
@@ -99,6 +100,13 @@ def test_bad_model_config_fails_at_build(tmp_path, opts, message):
 
     with pytest.raises(ValueError, match=message):
         build_model(tiny_cfg(tmp_path, *opts))
+
+
+def test_attention_backend_reaches_every_block(tmp_path):
+    from detectron2.modeling import build_model
+
+    model = build_model(tiny_cfg(tmp_path, "MODEL.LOWLIGHT_NL.ATTENTION_BACKEND", "chunked"))
+    assert {b.attention_backend for b in _blocks(model).values()} == {"chunked"}
 
 
 def test_unknown_key_fails_at_start(tmp_path):

@@ -9,8 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from lowlight_nl.ops import NONLOCAL_MODES, ChunkedSoftmaxAttention, WeightedNonLocal2d
-from lowlight_nl.ops.weighted_nonlocal import normalized_relu_pairwise, softmax_attention
+from lowlight_nl.ops import (
+    NONLOCAL_MODES,
+    ChunkedSoftmaxAttention,
+    SymmetricSoftmaxAttention,
+    WeightedNonLocal2d,
+)
+from lowlight_nl.ops.weighted_nonlocal import (
+    _auto_backend,
+    normalized_relu_pairwise,
+    softmax_attention,
+)
 
 try:
     from d2common.testing import cuda_devices
@@ -68,6 +77,7 @@ def _randomize(block: WeightedNonLocal2d, seed: int = 0) -> WeightedNonLocal2d:
 @pytest.mark.parametrize("mode", NONLOCAL_MODES)
 def test_efficient_matches_naive_outputs_and_gradients(mode, sub_sample, device, monkeypatch):
     monkeypatch.setattr(ChunkedSoftmaxAttention, "CHUNK_ELEMENTS", 256)  # several query blocks
+    monkeypatch.setattr(SymmetricSoftmaxAttention, "TILE_ELEMENTS", 256)  # 16 x 16 tiles
     torch.manual_seed(0)
     block = _randomize(WeightedNonLocal2d(16, mode=mode, reduction=2, sub_sample=sub_sample))
     block = block.to(device=device, dtype=torch.float64).train()
@@ -118,6 +128,40 @@ def test_softmax_attention_backends_match_naive(backend, dims, device, monkeypat
         torch.testing.assert_close(g, g_ref)
     with pytest.raises(ValueError, match="backend"):
         softmax_attention(q, k, v, "flash2")
+
+
+@pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("shape", [(2, 37, 8, 5), (1, 50, 3, 7), (3, 16, 4, 4), (1, 5, 6, 2)])
+def test_symmetric_attention_matches_naive(shape, device, monkeypatch):
+    """softmax(x x^T) v from upper-triangle tiles: 16 x 16 tiles, so diagonal, off-diagonal
+    and ragged edge tiles all occur."""
+    monkeypatch.setattr(SymmetricSoftmaxAttention, "TILE_ELEMENTS", 256)
+    b, n, e, ev = shape
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(b, n, e, generator=gen, dtype=torch.float64) * 2).to(device)
+    v = torch.randn(b, n, ev, generator=gen, dtype=torch.float64).to(device)
+    x, v = x.requires_grad_(True), v.requires_grad_(True)
+    out = softmax_attention(x, x, v, "symmetric")
+    ref = torch.softmax(x @ x.transpose(1, 2), dim=-1) @ v
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    for g, g_ref in zip(
+        torch.autograd.grad(out, (x, v), grad), torch.autograd.grad(ref, (x, v), grad)
+    ):
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_symmetric_attention_needs_key_to_be_query():
+    x = torch.randn(1, 6, 4)
+    with pytest.raises(ValueError, match="key to be query"):
+        softmax_attention(x, x.clone(), torch.randn(1, 6, 4), "symmetric")
+
+
+def test_auto_backend_choice():
+    x, k, v_same, v_other = (torch.randn(1, 6, c) for c in (4, 4, 4, 3))
+    assert _auto_backend(x, x, v_other) == "symmetric"  # Gaussian form, keys not sub-sampled
+    assert _auto_backend(x, k, v_same) == "sdpa"  # torch's fused CPU kernel, no padding
+    assert _auto_backend(x, k, v_other) == "chunked"  # sdpa would pad to a common width
 
 
 def test_relu_pairwise_hand_computed():

@@ -85,6 +85,7 @@ def build_nonlocal_blocks(cfg, stage_channels: Dict[str, int]) -> Dict[str, Weig
             weight_init=nl.WEIGHT_INITS[i],
             learn_weight=nl.LEARN_WEIGHT,
             norm=lambda channels: get_norm(nl.NORM, channels),
+            attention_backend=nl.ATTENTION_BACKEND,
         )
     return blocks
 

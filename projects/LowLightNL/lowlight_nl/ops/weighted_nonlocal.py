@@ -14,6 +14,7 @@ in one of four forms. None of the forms materialises the N x N affinity matrix:
 This module imports torch only.
 """
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
-ATTENTION_BACKENDS = ("auto", "sdpa", "chunked")
+ATTENTION_BACKENDS = ("auto", "sdpa", "chunked", "symmetric")
 
 
 def softmax_attention(
@@ -30,20 +31,27 @@ def softmax_attention(
     """``softmax(query key^T) value`` without scaling, in O(N) memory.
 
     Args:
-        query: (B, N, E). key: (B, M, E). value: (B, M, Ev).
+        query: (B, N, E). key: (B, M, E); pass ``key=query`` (the same tensor) for a
+            self-similarity, which the symmetric kernel computes with fewer products.
+        value: (B, M, Ev).
         backend: "sdpa" (``scaled_dot_product_attention``, fused kernels), "chunked" (query
-            blocks with recomputation in backward, BLAS only), or "auto": sdpa on CUDA and for
-            CPU inference, chunked for CPU training, where torch's fused backward is slow.
+            blocks with recomputation in backward, BLAS only), "symmetric" (``key is query``:
+            tiles of the upper triangle of the symmetric logits, BLAS only), or "auto": sdpa on
+            CUDA; on CPU, symmetric when ``key is query``, else sdpa when E == Ev (torch's fused
+            CPU kernel, forward and backward), else chunked (sdpa would pad to max(E, Ev)).
 
     Returns:
         (B, N, Ev).
     """
     if backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; expected {ATTENTION_BACKENDS}")
-    needs_grad = torch.is_grad_enabled() and (
-        query.requires_grad or key.requires_grad or value.requires_grad
-    )
-    if backend == "chunked" or (backend == "auto" and query.device.type == "cpu" and needs_grad):
+    if backend == "auto":
+        backend = _auto_backend(query, key, value)
+    if backend == "symmetric":
+        if key is not query:
+            raise ValueError("the symmetric attention backend needs key to be query")
+        return SymmetricSoftmaxAttention.apply(query, value)
+    if backend == "chunked":
         return ChunkedSoftmaxAttention.apply(query, key, value)
     e, ev = query.shape[-1], value.shape[-1]
     # The fused CPU / CUDA kernels need one head dimension for q, k and v; zero padding leaves
@@ -56,6 +64,15 @@ def softmax_attention(
         query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=1.0
     )
     return out.squeeze(1)[..., :ev]
+
+
+def _auto_backend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> str:
+    if query.device.type == "cuda":
+        return "sdpa"
+    if key is query:
+        return "symmetric"
+    # Padding to a common width costs more products than the chunked kernel's recomputation.
+    return "sdpa" if query.shape[-1] == value.shape[-1] else "chunked"
 
 
 class ChunkedSoftmaxAttention(torch.autograd.Function):
@@ -105,6 +122,91 @@ class ChunkedSoftmaxAttention(torch.autograd.Function):
             grad_q[:, s : s + rows] = torch.bmm(grad_logits, k)
             grad_k.baddbmm_(grad_logits.transpose(1, 2), q_blk)
         return grad_q, grad_k, grad_v
+
+
+class SymmetricSoftmaxAttention(torch.autograd.Function):
+    """``softmax(x x^T) v`` from the tiles of the upper triangle of the symmetric ``x x^T``.
+
+    Each off-diagonal tile ``S_IJ = x_I x_J^T`` serves the rows of I and, transposed, the rows
+    of J, so the logits are computed once in forward (online softmax on both sides) and once in
+    backward, and the two input gradients of a tile merge into one matrix
+    ``M = dS_IJ + dS_JI^T`` (``dx_I += M x_J``, ``dx_J += M^T x_I``). Against the N x N
+    autograd version (logits, weighted sum, and four backward products) that is two fewer
+    E-wide products; memory is a few (B, T, T) tiles, with T chosen so that a tile holds about
+    ``TILE_ELEMENTS`` values.
+    """
+
+    TILE_ELEMENTS = 2**22
+
+    @staticmethod
+    def _tiles(x):
+        n = x.shape[1]
+        side = max(16, math.isqrt(SymmetricSoftmaxAttention.TILE_ELEMENTS // max(1, x.shape[0])))
+        starts = list(range(0, n, side))
+        return [(s, min(s + side, n)) for s in starts]
+
+    @staticmethod
+    def forward(ctx, x, v):
+        b, n, _ = x.shape
+        peak = x.new_full((b, n, 1), float("-inf"))
+        total = x.new_zeros(b, n, 1)
+        acc = x.new_zeros(b, n, v.shape[-1])
+        tiles = SymmetricSoftmaxAttention._tiles(x)
+        for index, (i0, i1) in enumerate(tiles):
+            x_i = x[:, i0:i1]
+            for j0, j1 in tiles[index:]:
+                logits = torch.bmm(x_i, x[:, j0:j1].transpose(1, 2))
+                rows = (peak[:, i0:i1], total[:, i0:i1], acc[:, i0:i1])
+                _online_softmax_update(logits, v[:, j0:j1], *rows, in_place=i0 == j0)
+                if i0 != j0:
+                    cols = (peak[:, j0:j1], total[:, j0:j1], acc[:, j0:j1])
+                    _online_softmax_update(logits.transpose(1, 2), v[:, i0:i1], *cols, True)
+        out = acc.div_(total)
+        lse = peak.add_(total.log_())
+        ctx.save_for_backward(x, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, v, out, lse = ctx.saved_tensors
+        grad_x, grad_v = torch.zeros_like(x), torch.zeros_like(v)
+        delta = (grad_out * out).sum(-1, keepdim=True)
+        tiles = SymmetricSoftmaxAttention._tiles(x)
+        for index, (i0, i1) in enumerate(tiles):
+            x_i, v_i, go_i = x[:, i0:i1], v[:, i0:i1], grad_out[:, i0:i1]
+            for j0, j1 in tiles[index:]:
+                x_j, v_j, go_j = x[:, j0:j1], v[:, j0:j1], grad_out[:, j0:j1]
+                logits = torch.bmm(x_i, x_j.transpose(1, 2))
+                # Rows of I: P_IJ, dS_IJ = P_IJ * (go_I v_J^T - delta_I).
+                probs = torch.sub(logits, lse[:, i0:i1]).exp_()
+                grad_v[:, j0:j1].baddbmm_(probs.transpose(1, 2), go_i)
+                merged = probs.mul_(torch.baddbmm(delta[:, i0:i1].neg(), go_i, v_j.transpose(1, 2)))
+                if i0 == j0:
+                    merged.add_(merged.transpose(1, 2).clone())
+                    grad_x[:, i0:i1].baddbmm_(merged, x_i)
+                    continue
+                # Rows of J, in the tile's transposed layout: P_JI^T, dS_JI^T.
+                probs_t = logits.sub_(lse[:, j0:j1].transpose(1, 2)).exp_()
+                grad_v[:, i0:i1].baddbmm_(probs_t, go_j)
+                probs_t.mul_(
+                    torch.baddbmm(delta[:, j0:j1].transpose(1, 2).neg(), v_i, go_j.transpose(1, 2))
+                )
+                merged.add_(probs_t)
+                grad_x[:, i0:i1].baddbmm_(merged, x_j)
+                grad_x[:, j0:j1].baddbmm_(merged.transpose(1, 2), x_i)
+        return grad_x, grad_v
+
+
+def _online_softmax_update(logits, values, peak, total, acc, in_place):
+    """Folds one tile of logits (B, R, T) with its values (B, T, Ev) into running row maxima
+    ``peak`` (B, R, 1), sums ``total`` (B, R, 1) and weighted sums ``acc`` (B, R, Ev), in place.
+    ``in_place`` lets the tile's buffer be overwritten."""
+    new_peak = torch.maximum(peak, logits.amax(dim=-1, keepdim=True))
+    rescale = torch.sub(peak, new_peak).exp_()
+    weights = (logits.sub_(new_peak) if in_place else logits - new_peak).exp_()
+    total.mul_(rescale).add_(weights.sum(dim=-1, keepdim=True))
+    acc.mul_(rescale).baddbmm_(weights, values)
+    peak.copy_(new_peak)
 
 
 def normalized_dot_product(theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -271,7 +373,9 @@ class WeightedNonLocal2d(nn.Module):
         b, _, h, w = x.shape
         g = _positions(self.pool(self.g(x)))
         if self.mode == "gaussian":
-            query, key = _positions(x), _positions(self.pool(x))
+            query = _positions(x)
+            # The same tensor as key lets the softmax use the symmetric kernel.
+            key = _positions(self.pool(x)) if self.sub_sample else query
         else:
             query, key = _positions(self.theta(x)), _positions(self.pool(self.phi(x)))
         concat_weight = concat_bias = None
