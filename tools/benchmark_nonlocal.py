@@ -11,7 +11,11 @@ Peak memory: the process's peak RSS above the start (CPU, reset through /proc/se
 or ``torch.cuda.max_memory_allocated`` above the start (CUDA).
 
 ``--train-step CONFIG`` also times training steps of a wNL Mask R-CNN config against the same
-config with every NL block removed (needs detectron2).
+config with every NL block removed (needs detectron2); ``--train-opts`` overrides its keys, e.g.
+
+    python tools/benchmark_nonlocal.py --skip-blocks --device cpu \
+        --train-step configs/LowLightNL/wnl-eg_R50_FPN_10ep_coco_lowlight.yaml \
+        --train-opts DATASETS.TRAIN "('lowlight_nl_toy_train',)" MODEL.WEIGHTS ""
 """
 import argparse
 import gc
@@ -87,23 +91,17 @@ def _proc_status_kb(key: str) -> int:
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
-def measure(block, x, forward, device, repeat):
-    """(mean seconds of forward+backward, peak bytes) over ``repeat`` runs after one warm-up."""
-    times, peak = [], 0
-    for i in range(repeat + 1):
-        xi = x.detach().clone().requires_grad_(True)
-        with PeakMemory(device) as mem:
-            start = time.perf_counter()
-            forward(block, xi).sum().backward()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - start
-        block.zero_grad(set_to_none=True)
-        del xi
-        if i > 0 or repeat == 0:
-            times.append(elapsed)
-        peak = max(peak, mem.peak)
-    return sum(times) / len(times), peak
+def time_once(block, x, forward, device):
+    """(seconds of one forward+backward, peak bytes above the start)."""
+    xi = x.detach().clone().requires_grad_(True)
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        forward(block, xi).sum().backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    block.zero_grad(set_to_none=True)
+    return elapsed, mem.peak
 
 
 def naive_bytes(block, shape):
@@ -122,27 +120,35 @@ def benchmark_block(stage, mode, device, args):
     x = torch.randn(args.batch, c, h, w, device=device)
     row = {"stage": stage, "mode": mode, "device": device, "shape": [args.batch, c, h, w]}
     row["backend"] = args.backend
-    row["efficient_s"], row["efficient_peak_mb"] = measure(
-        block, x, lambda b, t: b(t), device, args.repeat
-    )
-    row["efficient_peak_mb"] /= 2**20
     theoretical = naive_bytes(block, x.shape)
     row["naive_theoretical_mb"] = theoretical / 2**20
-    if theoretical > args.naive_cap_gb * 2**30:
-        row["naive_s"] = row["naive_peak_mb"] = None
-    else:
-        row["naive_s"], peak = measure(block, x, naive_forward, device, args.repeat)
-        row["naive_peak_mb"] = peak / 2**20
+    runs = {"efficient": lambda b, t: b(t)}
+    if theoretical <= args.naive_cap_gb * 2**30:
+        runs["naive"] = naive_forward
+    times = {name: [] for name in runs}
+    peaks = dict.fromkeys(runs, 0)
+    # The two versions alternate within each round, so that a load change on a shared machine
+    # hits both; each reports its best time (the one least disturbed) and its highest peak.
+    for round_index in range(args.repeat + 1):
+        for name, forward in runs.items():
+            seconds, peak = time_once(block, x, forward, device)
+            peaks[name] = max(peaks[name], peak)
+            if round_index > 0 or args.repeat == 0:
+                times[name].append(seconds)
+    for name in ("efficient", "naive"):
+        row[f"{name}_s"] = min(times[name]) if name in runs else None
+        row[f"{name}_peak_mb"] = peaks[name] / 2**20 if name in runs else None
     return row
 
 
-def benchmark_train_step(config_file, device, steps):
+def benchmark_train_step(config_file, device, steps, extra_opts=()):
     """Seconds per training step of a wNL config and of the same config without NL blocks."""
     from d2common.testing import plugin_cfg, run_train_steps
 
     timings = {}
     for label, opts in [("wnl", []), ("plain", ["MODEL.LOWLIGHT_NL.STAGES", "[]"])]:
-        cfg = plugin_cfg(config_file, opts + ["MODEL.DEVICE", device, "OUTPUT_DIR", "/tmp"])
+        opts = list(extra_opts) + opts + ["MODEL.DEVICE", device, "OUTPUT_DIR", "/tmp"]
+        cfg = plugin_cfg(config_file, opts)
         run_train_steps(cfg, 1)  # warm-up (data loader start, allocator)
         start = time.perf_counter()
         run_train_steps(cfg, steps)
@@ -160,10 +166,15 @@ def main():
     parser.add_argument(
         "--backend", default="auto", choices=ATTENTION_BACKENDS, help="softmax forms' kernel"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs after one warm-up")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed rounds after a warm-up round (best counts)"
+    )
     parser.add_argument("--naive-cap-gb", type=float, default=4.0)
     parser.add_argument("--train-step", metavar="CONFIG", help="also time a wNL config's steps")
     parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument(
+        "--train-opts", nargs="*", default=[], help="config overrides for --train-step (KEY VALUE)"
+    )
     parser.add_argument("--skip-blocks", action="store_true", help="only the --train-step part")
     parser.add_argument("--json", help="write all rows to this JSON file")
     args = parser.parse_args()
@@ -190,7 +201,7 @@ def main():
     if args.train_step:
         for device in devices:
             result[f"train_step_{device}"] = benchmark_train_step(
-                args.train_step, device, args.train_steps
+                args.train_step, device, args.train_steps, args.train_opts
             )
             print(f"train step on {device}: {result[f'train_step_{device}']}")
     if args.json:

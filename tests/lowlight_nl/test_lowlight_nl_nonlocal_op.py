@@ -111,11 +111,12 @@ def test_float32_nonlocal_means_match_naive(mode, device):
 @pytest.mark.parametrize("device", cuda_devices())
 @pytest.mark.parametrize("backend", ["sdpa", "chunked"])
 @pytest.mark.parametrize("dims", [(8, 8), (12, 5), (4, 9)])
-def test_softmax_attention_backends_match_naive(backend, dims, device, monkeypatch):
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_softmax_attention_backends_match_naive(backend, dims, scale, device, monkeypatch):
     monkeypatch.setattr(ChunkedSoftmaxAttention, "CHUNK_ELEMENTS", 100)
     e, ev = dims
     gen = torch.Generator().manual_seed(2)
-    q, k = (torch.randn(2, n, e, generator=gen, dtype=torch.float64) for n in (37, 23))
+    q, k = (torch.randn(2, n, e, generator=gen, dtype=torch.float64) * scale for n in (37, 23))
     v = torch.randn(2, 23, ev, generator=gen, dtype=torch.float64)
     q, k, v = (t.to(device).requires_grad_(True) for t in (q, k, v))
     out = softmax_attention(q, k, v, backend)
@@ -131,14 +132,16 @@ def test_softmax_attention_backends_match_naive(backend, dims, device, monkeypat
 
 
 @pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("scale", [2.0, 20.0])
 @pytest.mark.parametrize("shape", [(2, 37, 8, 5), (1, 50, 3, 7), (3, 16, 4, 4), (1, 5, 6, 2)])
-def test_symmetric_attention_matches_naive(shape, device, monkeypatch):
+def test_symmetric_attention_matches_naive(shape, scale, device, monkeypatch):
     """softmax(x x^T) v from upper-triangle tiles: 16 x 16 tiles, so diagonal, off-diagonal
-    and ragged edge tiles all occur."""
+    and ragged edge tiles all occur; scale 20 makes logits of several hundred (peaked rows,
+    weights that underflow)."""
     monkeypatch.setattr(SymmetricSoftmaxAttention, "TILE_ELEMENTS", 256)
     b, n, e, ev = shape
     gen = torch.Generator().manual_seed(3)
-    x = (torch.randn(b, n, e, generator=gen, dtype=torch.float64) * 2).to(device)
+    x = (torch.randn(b, n, e, generator=gen, dtype=torch.float64) * scale).to(device)
     v = torch.randn(b, n, ev, generator=gen, dtype=torch.float64).to(device)
     x, v = x.requires_grad_(True), v.requires_grad_(True)
     out = softmax_attention(x, x, v, "symmetric")
@@ -149,6 +152,21 @@ def test_symmetric_attention_matches_naive(shape, device, monkeypatch):
         torch.autograd.grad(out, (x, v), grad), torch.autograd.grad(ref, (x, v), grad)
     ):
         torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("backend", ["chunked", "symmetric"])
+def test_float32_peaked_softmax_matches_float64(backend, monkeypatch):
+    """fp32 kernels (weights as 2^(log2(e) * logits)) on logits of several hundred."""
+    monkeypatch.setattr(ChunkedSoftmaxAttention, "CHUNK_ELEMENTS", 256)
+    monkeypatch.setattr(SymmetricSoftmaxAttention, "TILE_ELEMENTS", 256)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 45, 32, generator=gen, dtype=torch.float64) * 3
+    v = torch.randn(2, 45, 16, generator=gen, dtype=torch.float64)
+    ref = torch.softmax(x @ x.transpose(1, 2), dim=-1) @ v
+    x32 = x.float()
+    key = x32 if backend == "symmetric" else x32.clone()
+    out = softmax_attention(x32, key, v.float(), backend)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_symmetric_attention_needs_key_to_be_query():

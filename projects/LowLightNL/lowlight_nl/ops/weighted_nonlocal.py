@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Softmax weights are computed as 2^(log2(e) * logits): torch's CPU exp2 keeps its speed on
+# the underflowing inputs of peaked softmaxes (large unscaled logits), where exp is 4-15x slower.
+_LOG2E = math.log2(math.e)
 NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
 ATTENTION_BACKENDS = ("auto", "sdpa", "chunked", "symmetric")
 
@@ -93,28 +96,29 @@ class ChunkedSoftmaxAttention(torch.autograd.Function):
         b, n, _ = q.shape
         rows = ChunkedSoftmaxAttention._rows(q, k)
         out = q.new_empty(b, n, v.shape[-1])
-        lse = q.new_empty(b, n, 1)
-        kt = k.transpose(1, 2)
+        lse2 = q.new_empty(b, n, 1)
+        q2, kt = q * _LOG2E, k.transpose(1, 2)
         for s in range(0, n, rows):
-            logits = torch.bmm(q[:, s : s + rows], kt)
-            peak = logits.amax(dim=-1, keepdim=True)
-            weights = logits.sub_(peak).exp_()  # in place: one exp pass, no second buffer
+            logits2 = torch.bmm(q2[:, s : s + rows], kt)
+            peak2 = logits2.amax(dim=-1, keepdim=True)
+            weights = logits2.sub_(peak2).exp2_()  # in place: no second buffer
             total = weights.sum(dim=-1, keepdim=True)
-            lse[:, s : s + rows] = peak + total.log()
+            lse2[:, s : s + rows] = peak2 + total.log2()
             out[:, s : s + rows] = torch.bmm(weights, v).div_(total)
-        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.save_for_backward(q, k, v, out, lse2)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, out, lse2 = ctx.saved_tensors
         rows = ChunkedSoftmaxAttention._rows(q, k)
+        q2 = q * _LOG2E
         grad_q = torch.empty_like(q)
         grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
         kt, vt = k.transpose(1, 2), v.transpose(1, 2)
         for s in range(0, q.shape[1], rows):
             q_blk, go_blk = q[:, s : s + rows], grad_out[:, s : s + rows]
-            probs = torch.bmm(q_blk, kt).sub_(lse[:, s : s + rows]).exp_()
+            probs = torch.bmm(q2[:, s : s + rows], kt).sub_(lse2[:, s : s + rows]).exp2_()
             grad_v.baddbmm_(probs.transpose(1, 2), go_blk)
             grad_probs = torch.bmm(go_blk, vt)
             grad_probs.sub_((go_blk * out[:, s : s + rows]).sum(-1, keepdim=True))
@@ -133,7 +137,8 @@ class SymmetricSoftmaxAttention(torch.autograd.Function):
     ``M = dS_IJ + dS_JI^T`` (``dx_I += M x_J``, ``dx_J += M^T x_I``). Against the N x N
     autograd version (logits, weighted sum, and four backward products) that is two fewer
     E-wide products; memory is a few (B, T, T) tiles, with T chosen so that a tile holds about
-    ``TILE_ELEMENTS`` values.
+    ``TILE_ELEMENTS`` values. When the whole matrix fits one tile, its probabilities are kept
+    for backward instead of recomputed.
     """
 
     TILE_ELEMENTS = 2**22
@@ -148,37 +153,51 @@ class SymmetricSoftmaxAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v):
         b, n, _ = x.shape
-        peak = x.new_full((b, n, 1), float("-inf"))
+        tiles = SymmetricSoftmaxAttention._tiles(x)
+        if len(tiles) == 1:
+            # The whole matrix is one tile: keep its probabilities, backward needs no logits.
+            logits2 = torch.bmm(x * _LOG2E, x.transpose(1, 2))
+            probs = logits2.sub_(logits2.amax(dim=-1, keepdim=True)).exp2_()
+            probs.div_(probs.sum(dim=-1, keepdim=True))
+            out = torch.bmm(probs, v)
+            ctx.save_for_backward(x, v, out, None, probs)
+            return out
+        peak2 = x.new_full((b, n, 1), float("-inf"))
         total = x.new_zeros(b, n, 1)
         acc = x.new_zeros(b, n, v.shape[-1])
-        tiles = SymmetricSoftmaxAttention._tiles(x)
+        x2 = x * _LOG2E
         for index, (i0, i1) in enumerate(tiles):
-            x_i = x[:, i0:i1]
+            x2_i = x2[:, i0:i1]
             for j0, j1 in tiles[index:]:
-                logits = torch.bmm(x_i, x[:, j0:j1].transpose(1, 2))
-                rows = (peak[:, i0:i1], total[:, i0:i1], acc[:, i0:i1])
-                _online_softmax_update(logits, v[:, j0:j1], *rows, in_place=i0 == j0)
+                logits2 = torch.bmm(x2_i, x[:, j0:j1].transpose(1, 2))
+                rows = (peak2[:, i0:i1], total[:, i0:i1], acc[:, i0:i1])
+                _online_softmax_update(logits2, v[:, j0:j1], *rows, in_place=i0 == j0)
                 if i0 != j0:
-                    cols = (peak[:, j0:j1], total[:, j0:j1], acc[:, j0:j1])
-                    _online_softmax_update(logits.transpose(1, 2), v[:, i0:i1], *cols, True)
+                    cols = (peak2[:, j0:j1], total[:, j0:j1], acc[:, j0:j1])
+                    _online_softmax_update(logits2.transpose(1, 2), v[:, i0:i1], *cols, True)
         out = acc.div_(total)
-        lse = peak.add_(total.log_())
-        ctx.save_for_backward(x, v, out, lse)
+        lse2 = peak2.add_(total.log2_())
+        ctx.save_for_backward(x, v, out, lse2, None)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, v, out, lse = ctx.saved_tensors
-        grad_x, grad_v = torch.zeros_like(x), torch.zeros_like(v)
+        x, v, out, lse2, probs = ctx.saved_tensors
         delta = (grad_out * out).sum(-1, keepdim=True)
+        if probs is not None:
+            grad_v = torch.bmm(probs.transpose(1, 2), grad_out)
+            merged = probs * torch.baddbmm(delta.neg(), grad_out, v.transpose(1, 2))
+            return torch.bmm(merged.add_(merged.transpose(1, 2).clone()), x), grad_v
+        grad_x, grad_v = torch.zeros_like(x), torch.zeros_like(v)
         tiles = SymmetricSoftmaxAttention._tiles(x)
+        x2 = x * _LOG2E
         for index, (i0, i1) in enumerate(tiles):
             x_i, v_i, go_i = x[:, i0:i1], v[:, i0:i1], grad_out[:, i0:i1]
             for j0, j1 in tiles[index:]:
                 x_j, v_j, go_j = x[:, j0:j1], v[:, j0:j1], grad_out[:, j0:j1]
-                logits = torch.bmm(x_i, x_j.transpose(1, 2))
+                logits2 = torch.bmm(x2[:, i0:i1], x_j.transpose(1, 2))
                 # Rows of I: P_IJ, dS_IJ = P_IJ * (go_I v_J^T - delta_I).
-                probs = torch.sub(logits, lse[:, i0:i1]).exp_()
+                probs = torch.sub(logits2, lse2[:, i0:i1]).exp2_()
                 grad_v[:, j0:j1].baddbmm_(probs.transpose(1, 2), go_i)
                 merged = probs.mul_(torch.baddbmm(delta[:, i0:i1].neg(), go_i, v_j.transpose(1, 2)))
                 if i0 == j0:
@@ -186,7 +205,7 @@ class SymmetricSoftmaxAttention(torch.autograd.Function):
                     grad_x[:, i0:i1].baddbmm_(merged, x_i)
                     continue
                 # Rows of J, in the tile's transposed layout: P_JI^T, dS_JI^T.
-                probs_t = logits.sub_(lse[:, j0:j1].transpose(1, 2)).exp_()
+                probs_t = logits2.sub_(lse2[:, j0:j1].transpose(1, 2)).exp2_()
                 grad_v[:, i0:i1].baddbmm_(probs_t, go_j)
                 probs_t.mul_(
                     torch.baddbmm(delta[:, j0:j1].transpose(1, 2).neg(), v_i, go_j.transpose(1, 2))
@@ -197,16 +216,16 @@ class SymmetricSoftmaxAttention(torch.autograd.Function):
         return grad_x, grad_v
 
 
-def _online_softmax_update(logits, values, peak, total, acc, in_place):
-    """Folds one tile of logits (B, R, T) with its values (B, T, Ev) into running row maxima
-    ``peak`` (B, R, 1), sums ``total`` (B, R, 1) and weighted sums ``acc`` (B, R, Ev), in place.
-    ``in_place`` lets the tile's buffer be overwritten."""
-    new_peak = torch.maximum(peak, logits.amax(dim=-1, keepdim=True))
-    rescale = torch.sub(peak, new_peak).exp_()
-    weights = (logits.sub_(new_peak) if in_place else logits - new_peak).exp_()
+def _online_softmax_update(logits2, values, peak2, total, acc, in_place):
+    """Folds one tile of base-2 logits (B, R, T) with its values (B, T, Ev) into running row
+    maxima ``peak2`` (B, R, 1), sums ``total`` (B, R, 1) and weighted sums ``acc`` (B, R, Ev), in
+    place. ``in_place`` lets the tile's buffer be overwritten."""
+    new_peak = torch.maximum(peak2, logits2.amax(dim=-1, keepdim=True))
+    rescale = torch.sub(peak2, new_peak).exp2_()
+    weights = (logits2.sub_(new_peak) if in_place else logits2 - new_peak).exp2_()
     total.mul_(rescale).add_(weights.sum(dim=-1, keepdim=True))
     acc.mul_(rescale).baddbmm_(weights, values)
-    peak.copy_(new_peak)
+    peak2.copy_(new_peak)
 
 
 def normalized_dot_product(theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
