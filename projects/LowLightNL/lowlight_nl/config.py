@@ -40,10 +40,10 @@ def _model_node():
     nl.SUB_SAMPLE = False
     # Norm layer of W_z (its gamma starts at 0): "BN", "SyncBN", "GN", ... (not "FrozenBN").
     nl.NORM = "BN"
-    # Kernel of the softmax forms: "auto" (fused SDPA on CUDA; on CPU the symmetric tile kernel
-    # for the Gaussian form without sub-sampling, fused SDPA when theta and g have one width,
-    # query blocks with recomputation otherwise), "sdpa", "chunked" or "symmetric" (Gaussian
-    # form without sub-sampling only). All are O(N) in memory.
+    # Kernel of the softmax forms: "auto" (the symmetric tile kernel for the Gaussian form
+    # without sub-sampling; otherwise fused SDPA on CUDA, and on CPU fused SDPA when theta and g
+    # have one width, query blocks with recomputation when not), "sdpa", "chunked" or
+    # "symmetric" (Gaussian form without sub-sampling only). All are O(N) in memory.
     nl.ATTENTION_BACKEND = "auto"
     # The paper's training mode: only the backbone (ResNet, NL blocks, FPN) learns; the RPN
     # and ROI heads keep their pretrained weights (meta architecture LowLightRCNN).

@@ -39,9 +39,10 @@ def softmax_attention(
         value: (B, M, Ev).
         backend: "sdpa" (``scaled_dot_product_attention``, fused kernels), "chunked" (query
             blocks with recomputation in backward, BLAS only), "symmetric" (``key is query``:
-            tiles of the upper triangle of the symmetric logits, BLAS only), or "auto": sdpa on
-            CUDA; on CPU, symmetric when ``key is query``, else sdpa when E == Ev (torch's fused
-            CPU kernel, forward and backward), else chunked (sdpa would pad to max(E, Ev)).
+            tiles of the upper triangle of the symmetric logits, BLAS only), or "auto":
+            symmetric when ``key is query``, else sdpa on CUDA, and on CPU sdpa when E == Ev
+            (torch's fused CPU kernel, forward and backward), else chunked (sdpa would pad to
+            max(E, Ev)).
 
     Returns:
         (B, N, Ev).
@@ -70,10 +71,12 @@ def softmax_attention(
 
 
 def _auto_backend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> str:
+    if key is query:
+        # Fewer products than any fused kernel, which would also have to pad g to the key width
+        # (and may fall back to an N x N math path for wide fp32 heads).
+        return "symmetric"
     if query.device.type == "cuda":
         return "sdpa"
-    if key is query:
-        return "symmetric"
     # Padding to a common width costs more products than the chunked kernel's recomputation.
     return "sdpa" if query.shape[-1] == value.shape[-1] else "chunked"
 
