@@ -208,7 +208,7 @@ def main(argv=None):
         "(halved at 60%% and 85%% of the iterations)",
     )
     p.add_argument("--iters", type=int, default=400, help="training iterations per toy run")
-    p.add_argument("--road-iters", type=int, default=800, help="training iterations per road run")
+    p.add_argument("--road-iters", type=int, default=1600, help="training iterations per road run")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--area", type=float, default=0.5, help="artifact area fraction per view")
