@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # Softmax weights are computed as 2^(log2(e) * logits): torch's CPU exp2 keeps its speed on
-# the underflowing inputs of peaked softmaxes (large unscaled logits), where exp is 4-15x slower.
+# the underflowing inputs of peaked softmaxes (large unscaled logits), where exp is 4-60x slower.
 _LOG2E = math.log2(math.e)
 NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
 ATTENTION_BACKENDS = ("auto", "sdpa", "chunked", "symmetric")
