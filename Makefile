@@ -30,6 +30,14 @@ $(STAMP): requirements.txt $(D2_REQUIREMENTS) setup.py pyproject.toml $(wildcard
 demo: venv
 	$(PY) tools/run_demo.py --output-dir output/demo
 
+# The projects' multi-seed studies (configs/*/studies/*.yaml; each arm over seeds 0, 1, 2): hours
+# on 2 CPU cores, not CI. Resumable: finished runs are kept. One study: STUDIES=<file>.
+# Tables in output/evidence/<Project>/<study>/summary.{md,json}.
+STUDIES ?= $(wildcard configs/*/studies/*.yaml)
+.PHONY: evidence
+evidence: venv
+	$(PY) tools/run_seeds.py --output-dir output/evidence --study $(STUDIES)
+
 test: venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
