@@ -11,6 +11,10 @@ in one of four forms. None of the forms materialises the N x N affinity matrix:
 - concatenation ``ReLU(a . theta_i + b . phi_j + c) / M`` is computed exactly from sorted
   suffix sums of ``g`` (O(M log M) time, O(M C') memory).
 
+Mixed precision: the result takes autocast's dtype when autocast is on (else the promoted input
+dtype); the BLAS kernels (chunked, symmetric) and the concatenation form's suffix sums compute
+in fp32 whatever the input dtype, sdpa and the dot-product form in the result dtype.
+
 This module imports torch only.
 """
 
@@ -51,12 +55,21 @@ def softmax_attention(
         raise ValueError(f"unknown attention backend {backend!r}; expected {ATTENTION_BACKENDS}")
     if backend == "auto":
         backend = _auto_backend(query, key, value)
+    dtype = result_dtype(query, key, value)
     if backend == "symmetric":
         if key is not query:
             raise ValueError("the symmetric attention backend needs key to be query")
-        return SymmetricSoftmaxAttention.apply(query, value)
+        with _autocast_off(query):
+            x = _at_least_fp32(query, value.dtype)
+            return SymmetricSoftmaxAttention.apply(x, value.to(x.dtype)).to(dtype)
     if backend == "chunked":
-        return ChunkedSoftmaxAttention.apply(query, key, value)
+        # Outside autocast and in fp32: the in-place running sums must share one dtype, and
+        # unscaled logits (Gaussian form) lose whole units in bf16.
+        with _autocast_off(query):
+            ref = _at_least_fp32(query, key.dtype, value.dtype)
+            q, k, v = (t.to(ref.dtype) for t in (query, key, value))
+            return ChunkedSoftmaxAttention.apply(q, k, v).to(dtype)
+    query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
     e, ev = query.shape[-1], value.shape[-1]
     # The fused CPU / CUDA kernels need one head dimension for q, k and v; zero padding leaves
     # the dot products (padding q, k) and the weighted sums (padding v) unchanged.
@@ -68,6 +81,41 @@ def softmax_attention(
         query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=1.0
     )
     return out.squeeze(1)[..., :ev]
+
+
+def result_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype of a non-local result: autocast's when it is on for the tensors' device (and
+    none of them is float64), else the promoted dtype of the tensors."""
+    promoted = tensors[0].dtype
+    for t in tensors[1:]:
+        promoted = torch.promote_types(promoted, t.dtype)
+    low = _autocast_dtype(tensors[0].device.type)
+    return low if low is not None and promoted != torch.float64 else promoted
+
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """autocast's dtype on ``device_type`` when autocast is on there, else None."""
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+        return None
+    if device_type == "cuda" and torch.is_autocast_enabled():
+        return torch.get_autocast_gpu_dtype()
+    if device_type == "cpu" and torch.is_autocast_cpu_enabled():
+        return torch.get_autocast_cpu_dtype()
+    return None
+
+
+def _autocast_off(tensor: torch.Tensor):
+    return torch.autocast(tensor.device.type, enabled=False)
+
+
+def _at_least_fp32(tensor: torch.Tensor, *dtypes: torch.dtype) -> torch.Tensor:
+    """``tensor`` in the promotion of its dtype, ``dtypes`` and float32."""
+    dtype = torch.float32
+    for d in (tensor.dtype,) + dtypes:
+        dtype = torch.promote_types(dtype, d)
+    return tensor.to(dtype)
 
 
 def _auto_backend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> str:
@@ -301,11 +349,19 @@ def nonlocal_means(
     if mode in ("embedded_gaussian", "gaussian"):
         return softmax_attention(query, key, g, attention_backend)
     if mode == "dot_product":
-        return normalized_dot_product(query, key, g)
+        dtype = result_dtype(query, key, g)
+        return normalized_dot_product(query.to(dtype), key.to(dtype), g.to(dtype))
     if mode == "concatenation":
-        e = query.shape[-1]
-        u = query @ concat_weight[:e] + (0 if concat_bias is None else concat_bias)
-        return normalized_relu_pairwise(u, key @ concat_weight[e:], g)
+        dtype = result_dtype(query, key, g)
+        # Suffix sums of g cancel against u * S_g: fp32, never autocast's dtype.
+        with _autocast_off(query):
+            query, key, g = (
+                _at_least_fp32(t, query.dtype, key.dtype, g.dtype) for t in (query, key, g)
+            )
+            weight = concat_weight.to(query.dtype)
+            e = query.shape[-1]
+            u = query @ weight[:e] + (0 if concat_bias is None else concat_bias.to(query.dtype))
+            return normalized_relu_pairwise(u, key @ weight[e:], g).to(dtype)
     raise ValueError(f"unknown non-local mode {mode!r}; expected one of {NONLOCAL_MODES}")
 
 
@@ -335,7 +391,8 @@ class WeightedNonLocal2d(nn.Module):
             in_channels: C, channels of x and z.
             mode: non-local form, one of NONLOCAL_MODES.
             reduction: r; the inner (theta / phi / g) width is C' = C // r.
-            sub_sample: max-pool (2x2) phi and g (and the Gaussian form's keys).
+            sub_sample: max-pool (2x2) phi and g (and the Gaussian form's keys); an axis of
+                size 1 is left as it is.
             weight_init: initial value of the blending weight w.
             learn_weight: learn w (paper); False keeps it fixed (Table 2 ablation).
             norm: factory ``norm(C) -> nn.Module`` for W_z's norm layer (default BatchNorm2d).
@@ -363,7 +420,7 @@ class WeightedNonLocal2d(nn.Module):
             self.phi = nn.Conv2d(in_channels, inner, 1)
         if mode == "concatenation":
             self.concat_project = nn.Conv2d(2 * inner, 1, 1)
-        self.pool = nn.MaxPool2d(2) if sub_sample else nn.Identity()
+        self.pool = SubSample2d() if sub_sample else nn.Identity()
         self.out_conv = nn.Conv2d(inner, in_channels, 1)
         self.out_norm = (norm or nn.BatchNorm2d)(in_channels)
         initial = torch.tensor(float(weight_init))
@@ -426,6 +483,14 @@ class WeightedNonLocal2d(nn.Module):
             f"mode={self.mode}, in_channels={self.in_channels}, inner={self.inner_channels}, "
             f"sub_sample={self.sub_sample}, learn_weight={learn}"
         )
+
+
+class SubSample2d(nn.Module):
+    """2x2 max pooling (odd sizes rounded down) that leaves an axis of size 1 unpooled."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H // 2 or 1, W // 2 or 1)."""
+        return F.max_pool2d(x, (min(2, x.shape[-2]), min(2, x.shape[-1])))
 
 
 def _positions(x: torch.Tensor) -> torch.Tensor:
