@@ -85,7 +85,8 @@ def test_per_image_evaluator_writes_csv_and_means(tmp_path):
         [{"image_id": 1, "value": 1.0}, {"image_id": 2, "value": 4.0}], [{"value": 2.0}] * 2
     )
     results = evaluator.evaluate()
-    assert results == {"err": {"abs": pytest.approx(1.5)}}
+    assert results["err"] == {"abs": pytest.approx(1.5)}
+    assert results["records"] == {"evaluated": 2, "candidates": 2, "excluded": 0}
     rows = list(csv.DictReader(open(tmp_path / "per_image_metrics.csv")))
     assert [(r["image_id"], float(r["abs"])) for r in rows] == [("1", 1.0), ("2", 2.0)]
 

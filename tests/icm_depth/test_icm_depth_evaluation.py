@@ -5,6 +5,8 @@ import pytest
 import torch
 from skimage.metrics import mean_squared_error
 
+from d2common.data import register_dataset_once
+from d2common.evaluation_coverage import EvaluationCoverageError
 from d2common.testing import plugin_cfg
 from icm_depth.evaluation import (
     ICMDepthEvaluator,
@@ -55,7 +57,8 @@ def test_crops():
 
 def test_evaluator_end_to_end_and_kitti_defaults(tmp_path):
     cfg = plugin_cfg("configs/ICMDepth/demo.yaml")
-    ev = ICMDepthEvaluator(cfg, "icm_depth_toy_val", str(tmp_path))
+    register_dataset_once("icm_depth_eval_one_record", lambda: [{"image_id": "a"}])
+    ev = ICMDepthEvaluator(cfg, "icm_depth_eval_one_record", str(tmp_path))
     assert ev.crop == "none" and ev.max_depth == 80.0
     gt = torch.full((4, 6), 10.0)
     ids = torch.zeros(4, 6, dtype=torch.long)
@@ -68,6 +71,9 @@ def test_evaluator_end_to_end_and_kitti_defaults(tmp_path):
     assert res["delta1_instance"] == 0.0 and res["delta1_background"] == 1.0
     assert res["delta1"] == pytest.approx(0.75)
     assert (tmp_path / "per_image_metrics.csv").exists()
+    with pytest.raises(EvaluationCoverageError, match="1 not scored"):
+        ev.reset()
+        ev.evaluate()
     kitti = ICMDepthEvaluator(cfg, "icm_depth_kitti_eigen_test", None)
     assert kitti.crop == "garg" and kitti.max_depth == 80.0
     eigen = ICMDepthEvaluator(

@@ -13,6 +13,10 @@ from detectron2.engine import defaults as d2_defaults
 from detectron2.evaluation import COCOEvaluator as _D2COCOEvaluator
 from detectron2.utils import comm
 
+from .amp import inference_model, mixed_precision_trainer
+from .checks import run_dataset_checks
+from .data.registration import get_load_report
+from .evaluation_coverage import check_coverage
 from .registry import DATASET_MAPPER_REGISTRY, EVALUATOR_REGISTRY, TRAINER_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -20,8 +24,45 @@ logger = logging.getLogger(__name__)
 DATASET_MAPPER_REGISTRY.register(DatasetMapper)
 
 
+class CoveredCOCOEvaluator(_D2COCOEvaluator):
+    """detectron2's COCO evaluator that scores exactly the loaded records, once each.
+
+    - Only the image ids of the records the dataset loaded are scored (a COCO JSON may list
+      images whose files are missing: they are excluded at load time, not counted as misses).
+    - Every loaded record must have been predicted exactly once; the results gain a ``records``
+      task (evaluated / candidates / excluded).
+    - With no prediction at all, AP is 0 (every ground-truth instance is missed) instead of NaN.
+      With no ground-truth instance, AP stays NaN: it is undefined.
+    """
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        counts, _ = check_coverage(
+            self._metadata.name, [p["image_id"] for p in predictions], self._output_dir
+        )
+        report = get_load_report(self._metadata.name)
+        if img_ids is None:
+            img_ids = [_coco_id(i) for i in report.record_ids]
+        super()._eval_predictions(predictions, img_ids=img_ids)
+        self._results["records"] = counts
+
+    def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
+        if coco_eval is None:
+            metrics = {
+                "bbox": ["AP", "AP50", "AP75", "APs", "APm", "APl"],
+                "segm": ["AP", "AP50", "AP75", "APs", "APm", "APl"],
+                "keypoints": ["AP", "AP50", "AP75", "APm", "APl"],
+            }[iou_type]
+            self._logger.warning("No predictions on %s: %s AP is 0.", self._metadata.name, iou_type)
+            return {m: 0.0 for m in metrics}
+        return super()._derive_coco_results(coco_eval, iou_type, class_names=class_names)
+
+
+def _coco_id(key: str):
+    return int(key) if key.lstrip("-").isdigit() else key
+
+
 @EVALUATOR_REGISTRY.register()
-class COCOEvaluator(_D2COCOEvaluator):
+class COCOEvaluator(CoveredCOCOEvaluator):
     """detectron2's COCO evaluator (box / mask AP), constructed the registry's way."""
 
     def __init__(self, cfg, dataset_name, output_folder):
@@ -58,12 +99,19 @@ class PluginTrainer(DefaultTrainer):
     """``DefaultTrainer`` whose evaluator and dataset mapper are named by the config.
 
     Config keys: ``TEST.EVALUATOR`` (EVALUATOR_REGISTRY), ``INPUT.DATASET_MAPPER``
-    (DATASET_MAPPER_REGISTRY). Models on CPU train under DDP too (GLOO).
+    (DATASET_MAPPER_REGISTRY). Models on CPU train under DDP too (GLOO). ``SOLVER.AMP.ENABLED``
+    trains and evaluates in mixed precision on CUDA (float16) and on the CPU (bfloat16).
     """
 
     def __init__(self, cfg):
-        with _cpu_safe_ddp():
+        with _cpu_safe_ddp(), mixed_precision_trainer(cfg):
             super().__init__(cfg)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """``DefaultTrainer.test``; with ``SOLVER.AMP.ENABLED`` the model runs under autocast and
+        the evaluators get float32 outputs."""
+        return super().test(cfg, inference_model(cfg, model), evaluators)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -77,13 +125,17 @@ class PluginTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=cls.build_dataset_mapper(cfg, True))
+        loader = build_detection_train_loader(cfg, mapper=cls.build_dataset_mapper(cfg, True))
+        run_dataset_checks(cfg, cfg.DATASETS.TRAIN)
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        return build_detection_test_loader(
+        loader = build_detection_test_loader(
             cfg, dataset_name, mapper=cls.build_dataset_mapper(cfg, False)
         )
+        run_dataset_checks(cfg, [dataset_name])
+        return loader
 
 
 def build_trainer(cfg):

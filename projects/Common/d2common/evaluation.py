@@ -11,6 +11,9 @@ import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from .data.registration import record_key
+from .evaluation_coverage import check_coverage
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,8 +21,9 @@ class PerImageMetricEvaluator(DatasetEvaluator):
     """Collects one dict of metrics per image, gathers them over ranks, writes a CSV, returns means.
 
     Subclasses implement :meth:`compute_image_metrics`. Results come back as
-    ``{task_name: {metric: mean over images}}``; the per-image rows go to
-    ``<output_dir>/per_image_metrics.csv`` (main process).
+    ``{task_name: {metric: mean over images}, "records": {evaluated, candidates, excluded}}``;
+    the per-image rows go to ``<output_dir>/per_image_metrics.csv`` (main process). Every loaded
+    record must be scored exactly once (see :func:`~d2common.evaluation_coverage.check_coverage`).
     """
 
     task_name = "metrics"
@@ -37,7 +41,7 @@ class PerImageMetricEvaluator(DatasetEvaluator):
         raise NotImplementedError
 
     def image_id(self, input: dict) -> str:
-        return str(input.get("image_id", input.get("file_name", len(self._rows))))
+        return record_key(input)
 
     def process(self, inputs, outputs):
         for inp, out in zip(inputs, outputs):
@@ -55,6 +59,9 @@ class PerImageMetricEvaluator(DatasetEvaluator):
         if not comm.is_main_process():
             return {}
         rows = list(itertools.chain(*all_rows))
+        counts, _ = check_coverage(
+            self.dataset_name, [r["image_id"] for r in rows], self.output_dir
+        )
         if not rows:
             logger.warning("%s got no predictions on %s.", type(self).__name__, self.dataset_name)
             return {}
@@ -66,4 +73,4 @@ class PerImageMetricEvaluator(DatasetEvaluator):
                 writer.writeheader()
                 writer.writerows(rows)
             logger.info("Per-image metrics written to %s", path)
-        return OrderedDict({self.task_name: self.summarize(rows)})
+        return OrderedDict({self.task_name: self.summarize(rows), "records": counts})

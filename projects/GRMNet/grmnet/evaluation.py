@@ -1,12 +1,11 @@
 """COCO box / mask AP with one query per (sketch, expression) record (the paper's protocol)."""
 
-from detectron2.evaluation import COCOEvaluator
-
+from d2common.engine import CoveredCOCOEvaluator
 from d2common.registry import EVALUATOR_REGISTRY
 
 
 @EVALUATOR_REGISTRY.register()
-class GRMReferringEvaluator(COCOEvaluator):
+class GRMReferringEvaluator(CoveredCOCOEvaluator):
     """COCO AP / AP50 / AP75 over the referred instances.
 
     Every dataset record is one (sketch, expression) query with its own ``image_id``, and its

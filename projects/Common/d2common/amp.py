@@ -1,0 +1,182 @@
+"""Mixed precision (``SOLVER.AMP.ENABLED``) on any device, for training and for evaluation.
+
+CUDA runs autocast in float16 with a gradient scaler (detectron2's AMP setting); the CPU runs
+autocast in bfloat16 without a scaler (bfloat16 keeps float32's exponent range, so gradients do
+not underflow). detectron2's ``AMPTrainer`` asserts CUDA; :class:`MixedPrecisionTrainer` is the
+same loop on either device. Evaluation runs the model under the same autocast and hands float32
+outputs to the evaluators.
+"""
+
+import contextlib
+import copy
+import functools
+import time
+
+import torch
+from detectron2.engine import AMPTrainer
+from detectron2.engine import defaults as d2_defaults
+from detectron2.structures import Instances
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+__all__ = [
+    "amp_dtype",
+    "autocast",
+    "make_grad_scaler",
+    "MixedPrecisionTrainer",
+    "mixed_precision_trainer",
+    "AutocastInference",
+    "inference_model",
+    "outputs_to_float32",
+]
+
+_AMP_DTYPES = {"cuda": torch.float16, "cpu": torch.bfloat16}
+
+
+def amp_dtype(device) -> torch.dtype:
+    """Autocast dtype of a device: float16 on CUDA, bfloat16 on the CPU."""
+    device_type = torch.device(device).type
+    if device_type not in _AMP_DTYPES:
+        raise ValueError(
+            f"SOLVER.AMP.ENABLED: mixed precision is supported on {sorted(_AMP_DTYPES)}, "
+            f"not on MODEL.DEVICE={device!r}"
+        )
+    return _AMP_DTYPES[device_type]
+
+
+def autocast(device, enabled: bool = True):
+    """``torch.autocast`` of ``device`` in :func:`amp_dtype` (a no-op when not ``enabled``)."""
+    device_type = torch.device(device).type
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=amp_dtype(device))
+
+
+def make_grad_scaler(device, enabled: bool = True):
+    """A gradient scaler for float16 autocast (CUDA); a pass-through one otherwise.
+
+    A disabled scaler's ``scale(loss)`` returns ``loss`` and ``step(opt)`` calls ``opt.step()``,
+    so one training loop serves fp32, bfloat16 and float16.
+    """
+    device_type = torch.device(device).type
+    enabled = enabled and amp_dtype(device) == torch.float16
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device_type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+class MixedPrecisionTrainer(AMPTrainer):
+    """detectron2's ``AMPTrainer`` on CUDA (float16, scaled gradients) and on the CPU (bfloat16).
+
+    The loop is ``AMPTrainer.run_step`` with ``torch.autocast`` of the model's device instead of
+    the CUDA-only autocast. The scaler state is checkpointed as ``grad_scaler``; a checkpoint
+    without one (an fp32 run) resumes with a fresh scaler.
+    """
+
+    def __init__(self, model, data_loader, optimizer, *, device, **kwargs):
+        """
+        Args:
+            model, data_loader, optimizer, kwargs: see ``AMPTrainer``.
+            device: the model's device (``MODEL.DEVICE``), "cuda[:i]" or "cpu".
+        """
+        kwargs.setdefault("grad_scaler", make_grad_scaler(device))
+        super().__init__(model, data_loader, optimizer, precision=amp_dtype(device), **kwargs)
+        self.device_type = torch.device(device).type
+
+    def run_step(self):
+        assert self.model.training, "[MixedPrecisionTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+
+        if self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        with torch.autocast(self.device_type, dtype=self.precision):
+            loss_dict = self.model(data)
+            if isinstance(loss_dict, torch.Tensor):
+                losses = loss_dict
+                loss_dict = {"total_loss": loss_dict}
+            else:
+                losses = sum(loss_dict.values())
+        if not self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+
+        self.grad_scaler.scale(losses).backward()
+        if self.log_grad_scaler:
+            get_event_storage().put_scalar("[metric]grad_scaler", self.grad_scaler.get_scale())
+        self.after_backward()
+        if self.async_write_metrics:
+            self.concurrent_executor.submit(
+                self._write_metrics, loss_dict, data_time, iter=self.iter
+            )
+        else:
+            self._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def load_state_dict(self, state_dict):
+        if "grad_scaler" in state_dict:
+            super().load_state_dict(state_dict)
+        else:
+            super(AMPTrainer, self).load_state_dict(state_dict)
+
+
+@contextlib.contextmanager
+def mixed_precision_trainer(cfg):
+    """While active, ``DefaultTrainer.__init__`` builds a :class:`MixedPrecisionTrainer` for
+    ``SOLVER.AMP.ENABLED`` on ``cfg.MODEL.DEVICE`` instead of the CUDA-only ``AMPTrainer``."""
+    if cfg.SOLVER.AMP.ENABLED:
+        amp_dtype(cfg.MODEL.DEVICE)  # unsupported devices fail here, with the config key
+    original = d2_defaults.AMPTrainer
+    d2_defaults.AMPTrainer = functools.partial(MixedPrecisionTrainer, device=cfg.MODEL.DEVICE)
+    try:
+        yield
+    finally:
+        d2_defaults.AMPTrainer = original
+
+
+class AutocastInference(nn.Module):
+    """Runs ``model`` under :func:`autocast` and returns its outputs in float32.
+
+    A module, so that ``inference_on_dataset``'s ``eval()`` / ``train()`` reach the model.
+    """
+
+    def __init__(self, model: nn.Module, device):
+        super().__init__()
+        self.model = model
+        self.device = torch.device(device)
+
+    def forward(self, *args, **kwargs):
+        with autocast(self.device):
+            outputs = self.model(*args, **kwargs)
+        return outputs_to_float32(outputs)
+
+
+def inference_model(cfg, model: nn.Module) -> nn.Module:
+    """``model`` wrapped in :class:`AutocastInference` when ``SOLVER.AMP.ENABLED``, else itself."""
+    if not cfg.SOLVER.AMP.ENABLED or isinstance(model, AutocastInference):
+        return model
+    return AutocastInference(model, cfg.MODEL.DEVICE)
+
+
+def outputs_to_float32(obj):
+    """Casts the half / bfloat16 tensors in (nested) outputs to float32 for the metrics.
+
+    Handles tensors, dicts, lists, tuples, ``Instances`` and structures holding a ``tensor``
+    (``Boxes``, ``BitMasks``, ...); anything else is returned as it is.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.dtype in (torch.float16, torch.bfloat16) else obj
+    if isinstance(obj, dict):
+        return type(obj)((k, outputs_to_float32(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(outputs_to_float32(v) for v in obj)
+    if isinstance(obj, Instances):
+        fields = {k: outputs_to_float32(v) for k, v in obj.get_fields().items()}
+        return Instances(obj.image_size, **fields)
+    if isinstance(getattr(obj, "tensor", None), torch.Tensor):
+        cast = outputs_to_float32(obj.tensor)
+        if cast is not obj.tensor:
+            obj = copy.copy(obj)
+            obj.tensor = cast
+    return obj
