@@ -25,6 +25,8 @@ A study file (YAML or JSON) names the arms; ``seeds``, ``metrics`` and ``alpha``
 import argparse
 import datetime
 import json
+import os
+import platform
 import re
 import sys
 from dataclasses import dataclass, field
@@ -291,6 +293,7 @@ def execute(folder: Path, arm: Arm, seed: int, runner=run_demo.run_one) -> dict:
     for name in RESULT_FILES:  # a stale result of an interrupted attempt must not be read back
         (folder / name).unlink(missing_ok=True)
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    load_1min = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     opts = list(arm.opts) + ["SEED", str(seed)]
     results, seconds = runner(arm.config, opts, folder, arm.eval_only)
     record = {
@@ -298,6 +301,10 @@ def execute(folder: Path, arm: Arm, seed: int, runner=run_demo.run_one) -> dict:
         **identity(arm, seed),
         "started": started,
         "seconds": round(seconds, 2),
+        # The time of a run on a shared machine means little without the load it ran under.
+        "host": platform.node(),
+        "load_1min_at_start": load_1min,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "1 (run_demo's default)"),
         "command": "tools/train_net.py --config-file "
         + arm.config
         + (" --eval-only" if arm.eval_only else "")

@@ -290,6 +290,7 @@ def test_finished_runs_are_not_rerun(tmp_path):
     record = json.loads((tmp_path / "s/ours/seed_2/run.json").read_text())
     assert record["seed"] == 2 and record["metrics"]["m"] == pytest.approx(10.2)
     assert record["seconds"] == 2.0 and "started" in record and "SEED 2" in record["command"]
+    assert {"host", "load_1min_at_start", "omp_num_threads"} <= set(record)
     assert not (tmp_path / "s/ours/seed_1/run.json").exists()
     assert summary["arms"][0]["failed_seeds"] == [1]
     assert any("(1/6) ours, seed 0: running" in line for line in logs)
