@@ -13,8 +13,11 @@ from d2common.config import add_common_config
 from d2common.projects import available_projects, get_plugin_cfg, import_all_projects
 from d2common.testing import plugin_cfg, repo_root
 
+# configs/<Project>/studies/ hold multi-seed study files (lists of arms), not model configs.
 CONFIG_FILES = sorted(
-    str(p.relative_to(repo_root())) for p in (repo_root() / "configs").rglob("*.yaml")
+    str(p.relative_to(repo_root()))
+    for p in (repo_root() / "configs").rglob("*.yaml")
+    if "studies" not in p.relative_to(repo_root()).parts
 )
 # Registry-name markers of each project package (the backbone name of LowLightNL is fixed by
 # its users' configs: build_resnet_wnl_fpn_backbone).
