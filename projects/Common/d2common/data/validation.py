@@ -88,6 +88,40 @@ def read_image_checked(
     return array
 
 
+def read_image_size(path: str, min_size: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
+    """(height, width) of an image as displayed (EXIF rotation applied), from its header only.
+
+    The cheap check of large training sets: it finds missing, empty, unidentifiable and too small
+    files and sizes that disagree, but not a truncated file (that needs ``read_image_checked``).
+
+    Raises:
+        BadSampleError: missing, empty, unreadable header, or smaller than ``min_size``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise BadSampleError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise BadSampleError(path, "empty file")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = 1
+            # A PNG's EXIF may follow the pixel data: reading it there would decode the file.
+            if img.format != "PNG" or "exif" in img.info:
+                orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation tag
+    except UnidentifiedImageError as e:
+        raise BadSampleError(path, f"not a readable image ({e})") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise BadSampleError(path, f"truncated or corrupt image ({e})") from e
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
+        width, height = height, width
+    if min_size is not None and (height < min_size[0] or width < min_size[1]):
+        need = f"{min_size[0]}x{min_size[1]}"
+        raise BadSampleError(path, f"image of size {height}x{width} is too small (needs {need})")
+    return height, width
+
+
 def _pil_to_numpy(img, format: Optional[str]) -> np.ndarray:
     if format in ("RGB", "BGR"):
         array = np.asarray(img.convert("RGB"))
