@@ -64,15 +64,23 @@ def formula_init_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def one_training_step(step, batch) -> Dict[str, float]:
+def one_training_step(step) -> Dict[str, float]:
     """Runs ``step.run_step()`` (a detectron2 ``SimpleTrainer``-like object built on
-    ``data_loader=[batch]``) under an ``EventStorage``; returns every logged ``loss_*`` scalar."""
+    ``data_loader=[batch]``) under an ``EventStorage``.
+
+    Returns every logged ``loss_*`` scalar and ``total_loss`` (detectron2 logs the terms only
+    when there are several, the total always).
+    """
     from detectron2.utils.events import EventStorage
 
     step.iter = 0
     with EventStorage(0) as storage:
         step.run_step()
-    return {k: v.latest() for k, v in storage.histories().items() if k.startswith("loss_")}
+    return {
+        k: v.latest()
+        for k, v in storage.histories().items()
+        if k.startswith("loss_") or k == "total_loss"
+    }
 
 
 def assert_rel(actual: Dict[str, float], expected: Dict[str, float], rel: float, what: str):

@@ -7,6 +7,8 @@ RoI inputs are checked to carry the encoded expression of their own image. Sampl
 exceed the candidates, so no random subsampling enters the numbers.
 """
 
+import math
+
 import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.modeling import build_model
@@ -89,12 +91,14 @@ def _step(vocab_dir):
     )
     with torch.no_grad():
         language = model.language_encoder(torch.stack([x["expression_tokens"] for x in batch]))
-    losses = one_training_step(SimpleTrainer(model, [batch], optimizer), batch)
+    losses = one_training_step(SimpleTrainer(model, [batch], optimizer))
     return cfg, losses, probe.records, gts, inputs, language
 
 
 def test_grmnet_one_step_losses_match_formulas_and_golden_values(tmp_path):
     cfg, losses, records, gts, inputs, language = _step(tmp_path)
+    total = losses.pop("total_loss")
+    assert math.isclose(total, sum(losses.values()), rel_tol=1e-5)
     expected_keys = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
     assert set(losses) == expected_keys
     assert_rel(losses, rcnn_reference_losses(cfg, records, gts), 2e-5, "closed form")

@@ -6,6 +6,8 @@ matching, box encoding, cross-entropy, mask targets) and against values stored h
 batch sizes exceed the candidates, so no random subsampling enters the numbers.
 """
 
+import math
+
 import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.modeling import build_model
@@ -75,13 +77,15 @@ def _step():
     batch, gts = _batch()
     probe = RCNNProbe(model)
     before = {n: p.detach().clone() for n, p in blocks.named_parameters()}
-    losses = one_training_step(SimpleTrainer(model, [batch], optimizer), batch)
+    losses = one_training_step(SimpleTrainer(model, [batch], optimizer))
     moved = [n for n, p in blocks.named_parameters() if not torch.equal(p, before[n])]
     return cfg, losses, probe.records, gts, moved
 
 
 def test_lowlight_nl_one_step_losses_match_formulas_and_golden_values():
     cfg, losses, records, gts, moved = _step()
+    total = losses.pop("total_loss")
+    assert math.isclose(total, sum(losses.values()), rel_tol=1e-5)
     expected_keys = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
     assert set(losses) == expected_keys
     assert_rel(losses, rcnn_reference_losses(cfg, records, gts), 2e-5, "closed form")
