@@ -11,6 +11,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
+from d2common.amp import inference_model
 from d2common.engine import PluginTrainer
 from d2common.registry import TRAINER_REGISTRY
 
@@ -58,8 +59,10 @@ class OverheadFusionTrainer(PluginTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """Evaluates every test set TEST.OVERHEAD_FUSION.REPEATS times with fresh artifacts."""
+        """Evaluates every test set TEST.OVERHEAD_FUSION.REPEATS times with fresh artifacts
+        (under autocast, with float32 outputs, when SOLVER.AMP.ENABLED)."""
         repeats = max(1, int(cfg.TEST.OVERHEAD_FUSION.REPEATS))
+        model = inference_model(cfg, model)
         results = OrderedDict()
         for idx, dataset_name in enumerate(cfg.DATASETS.TEST):
             runs = []

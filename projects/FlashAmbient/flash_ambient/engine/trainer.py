@@ -9,6 +9,7 @@ from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
+from d2common.amp import autocast, make_grad_scaler
 from d2common.engine import PluginTrainer, create_ddp_model_any_device
 from d2common.registry import TRAINER_REGISTRY
 
@@ -24,16 +25,34 @@ class FlashAmbientGANStep(SimpleTrainer):
     None (reconstruction loss only). Generator losses go to EventStorage like detectron2's
     (``total_loss``, ``loss_l1``, ``loss_g_adv``), discriminator losses as ``loss_d_real``,
     ``loss_d_fake`` and ``d_total_loss``.
+
+    With ``amp``, forwards and losses run under autocast (float16 on CUDA, bfloat16 on the CPU)
+    and each network's backward and step go through its own gradient scaler (float16 only), so an
+    overflow in one network's step skips that step alone.
     """
 
     def __init__(
-        self, model, data_loader, optimizer, *, loss, discriminator, optimizer_d, scheduler_d
+        self,
+        model,
+        data_loader,
+        optimizer,
+        *,
+        loss,
+        discriminator,
+        optimizer_d,
+        scheduler_d,
+        amp: bool = False,
+        device="cpu",
     ):
         super().__init__(model, data_loader, optimizer)
         self.loss = loss
         self.discriminator = discriminator
         self.optimizer_d = optimizer_d
         self.scheduler_d = scheduler_d
+        self.amp = amp
+        self.device = device
+        self.grad_scaler = make_grad_scaler(device, enabled=amp)
+        self.grad_scaler_d = make_grad_scaler(device, enabled=amp)
         if discriminator is not None:
             discriminator.train()
 
@@ -43,22 +62,41 @@ class FlashAmbientGANStep(SimpleTrainer):
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
 
-        outputs = self.model(data)
+        with autocast(self.device, self.amp):
+            outputs = self.model(data)
         d_losses = {}
         if self.discriminator is not None:
-            d_losses = self.loss.discriminator_losses(outputs, self.discriminator)
+            with autocast(self.device, self.amp):
+                d_losses = self.loss.discriminator_losses(outputs, self.discriminator)
             self.optimizer_d.zero_grad()
-            sum(d_losses.values()).backward()
-            self.optimizer_d.step()
+            self.grad_scaler_d.scale(sum(d_losses.values())).backward()
+            self.grad_scaler_d.step(self.optimizer_d)
+            self.grad_scaler_d.update()
             self.scheduler_d.step()
 
-        g_losses = self.loss.generator_losses(outputs, self.discriminator)
+        with autocast(self.device, self.amp):
+            g_losses = self.loss.generator_losses(outputs, self.discriminator)
         self.optimizer.zero_grad()
-        sum(g_losses.values()).backward()
+        self.grad_scaler.scale(sum(g_losses.values())).backward()
         self.after_backward()
         self._write_metrics(g_losses, data_time)
         self._write_discriminator_metrics(d_losses, outputs)
-        self.optimizer.step()
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def state_dict(self):
+        ret = super().state_dict()
+        if self.amp:
+            ret["grad_scaler"] = self.grad_scaler.state_dict()
+            ret["grad_scaler_d"] = self.grad_scaler_d.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        # A checkpoint of an fp32 run has no scaler state: keep the fresh scalers.
+        if self.amp and "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+            self.grad_scaler_d.load_state_dict(state_dict["grad_scaler_d"])
 
     def _write_discriminator_metrics(self, d_losses, outputs):
         metrics = {k: v.detach().cpu().item() for k, v in d_losses.items()}
@@ -84,11 +122,11 @@ class FlashAmbientGANTrainer(PluginTrainer):
     checkpoint holds the generator (``model``), its optimiser (``trainer``), and the extra
     checkpointables ``discriminator``, ``optimizer_d`` and ``scheduler_d``, so ``--resume``
     restores all of them. ``MODEL.FLASH_AMBIENT.DISCRIMINATOR.NAME: ""`` trains G alone.
+    ``SOLVER.AMP.ENABLED`` trains both under autocast with one gradient scaler each (checkpointed
+    with the trainer state).
     """
 
     def __init__(self, cfg):
-        if cfg.SOLVER.AMP.ENABLED:
-            raise ValueError("FlashAmbientGANTrainer does not support SOLVER.AMP.ENABLED=True")
         super().__init__(cfg)
         discriminator = self.build_discriminator(cfg)
         optimizer_d = scheduler_d = None
@@ -107,6 +145,8 @@ class FlashAmbientGANTrainer(PluginTrainer):
             discriminator=discriminator,
             optimizer_d=optimizer_d,
             scheduler_d=scheduler_d,
+            amp=cfg.SOLVER.AMP.ENABLED,
+            device=cfg.MODEL.DEVICE,
         )
 
     @classmethod

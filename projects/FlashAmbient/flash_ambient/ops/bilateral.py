@@ -17,8 +17,11 @@ def bilateral_filter(
         images: (N, C, H, W) with values on the 0-255 scale (``sigma_range`` is in those units).
 
     Returns:
-        (N, C, H, W) filtered images (float, not rounded).
+        (N, C, H, W) filtered images (float, not rounded), in the input dtype; computed in at least
+        float32 (half precision cannot hold squared 0-255 colour distances).
     """
+    dtype = images.dtype
+    images = images.to(torch.promote_types(dtype, torch.float32))
     n, c, h, w = images.shape
     radius = diameter // 2
     offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
@@ -30,4 +33,4 @@ def bilateral_filter(
     patches = patches[:, :, inside.flatten()]  # (N, C, K, H, W)
     color_dist = (patches - images[:, :, None]).abs().sum(dim=1, keepdim=True)
     weights = space_w.view(1, 1, -1, 1, 1) * torch.exp(-(color_dist**2) / (2.0 * sigma_range**2))
-    return (patches * weights).sum(dim=2) / weights.sum(dim=2)
+    return ((patches * weights).sum(dim=2) / weights.sum(dim=2)).to(dtype)

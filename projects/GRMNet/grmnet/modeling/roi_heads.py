@@ -12,7 +12,7 @@ from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals
 from detectron2.structures import Boxes, ImageList, Instances
 
-from ..ops import grm_feature_dim, grm_features, pad_reference_pool, tile_to
+from ..ops import grm_feature_dim, grm_features, pad_reference_pool, saturating_cast, tile_to
 from .language_fusion import language_channels
 
 
@@ -177,7 +177,7 @@ class GRMROIHeads(StandardROIHeads):
                     manner=self.grm_manner,
                     use_absolute=self.grm_absolute,
                 )
-            parts.append(tile_to(grm.to(pooled.dtype), pooled.shape[-1]))
+            parts.append(tile_to(saturating_cast(grm, pooled.dtype), pooled.shape[-1]))
         return torch.cat(parts, dim=1)
 
     def forward_with_given_boxes(self, features, instances, fusion: Optional[FusionInputs] = None):

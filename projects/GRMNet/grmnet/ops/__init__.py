@@ -9,6 +9,7 @@ from .grm import (
     grm_features,
     pad_reference_pool,
     relative_position,
+    saturating_cast,
     select_references,
     tile_to,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "grm_features_reference",
     "pad_reference_pool",
     "relative_position",
+    "saturating_cast",
     "select_references",
     "tile_to",
 ]

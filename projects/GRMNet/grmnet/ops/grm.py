@@ -252,6 +252,25 @@ def grm_features(
     return torch.cat(parts, dim=1)
 
 
+def saturating_cast(vectors: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``vectors`` in ``dtype``, clamped to its finite range.
+
+    GRM vectors are computed in float32; a tiny candidate box makes area ratios and offsets that
+    overflow float16 (max 65504) to inf, which would poison the fused RoI features under AMP.
+
+    Args:
+        vectors: (R, D) GRM vectors.
+        dtype: the dtype of the pooled RoI features they are concatenated to.
+
+    Returns:
+        (R, D) in ``dtype``.
+    """
+    if dtype.is_floating_point and torch.finfo(dtype).max < torch.finfo(vectors.dtype).max:
+        limit = torch.finfo(dtype).max
+        vectors = vectors.clamp(-limit, limit)
+    return vectors.to(dtype)
+
+
 def tile_to(vectors: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C) -> (N, C, size, size), a broadcast view expanded in memory by the caller's cat."""
     return vectors[:, :, None, None].expand(-1, -1, size, size)

@@ -1,4 +1,9 @@
-"""The two attention steps between pixels and depth clusters (paper eq. 1 and 2), plain torch."""
+"""The two attention steps between pixels and depth clusters (paper eq. 1 and 2), plain torch.
+
+Under autocast (or with half / bfloat16 inputs) the logits come from low-precision matmuls, the
+softmaxes and A1's row normalisation run in float32 (A1 feeds the ICM loss's logs), and the
+aggregations run in the values' dtype (autocast's, under autocast).
+"""
 
 import math
 from typing import Optional, Tuple
@@ -31,17 +36,16 @@ def cluster_update_attention(
 
     Returns:
         update: (B, N, D), the term A1 F_v added to C in eq. (1).
-        attn: (B, N, P), A1 (zero on padding pixels).
+        attn: (B, N, P), A1 (zero on padding pixels), at least float32.
     """
     scale = 1.0 / math.sqrt(cluster_queries.shape[-1])
-    logits = torch.bmm(cluster_queries, pixel_keys.transpose(1, 2)) * scale
-    attn = logits.softmax(dim=1)
+    attn = _softmax_fp32(torch.bmm(cluster_queries, pixel_keys.transpose(1, 2)), scale, dim=1)
     if valid is not None:
         attn = attn * valid[:, None, :].to(attn.dtype)
     weights = attn
     if normalize_rows:
         weights = attn / (attn.sum(dim=-1, keepdim=True) + eps)
-    return torch.bmm(weights, pixel_values), attn
+    return torch.bmm(weights.to(pixel_values.dtype), pixel_values), attn
 
 
 def pixel_cluster_attention(
@@ -59,8 +63,12 @@ def pixel_cluster_attention(
 
     Returns:
         update: (B, P, D), the term A2 C_v added to F_3 in eq. (2).
-        attn: (B, P, N), A2.
+        attn: (B, P, N), A2, at least float32.
     """
     scale = 1.0 / math.sqrt(pixel_queries.shape[-1])
-    attn = (torch.bmm(pixel_queries, cluster_keys.transpose(1, 2)) * scale).softmax(dim=-1)
-    return torch.bmm(attn, cluster_values), attn
+    attn = _softmax_fp32(torch.bmm(pixel_queries, cluster_keys.transpose(1, 2)), scale, dim=-1)
+    return torch.bmm(attn.to(cluster_values.dtype), cluster_values), attn
+
+
+def _softmax_fp32(logits: torch.Tensor, scale: float, dim: int) -> torch.Tensor:
+    return (logits.to(torch.promote_types(logits.dtype, torch.float32)) * scale).softmax(dim=dim)

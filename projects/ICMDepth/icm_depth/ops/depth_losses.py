@@ -22,13 +22,16 @@ def silog_loss(
         variance_focus: lambda (0.85 gives iDisc's 0.15 * mean^2).
 
     Returns:
-        scalar.
+        scalar, float32 for half / bfloat16 predictions.
     """
-    v = valid.to(pred.dtype).flatten(1)
-    g = (torch.log(pred + eps) - torch.log(target.clamp_min(0) + eps)).flatten(1) * v
-    count = v.sum(1)
-    n = count.clamp(min=1)
-    mean = g.sum(1) / n
-    var = ((g - mean[:, None]) ** 2 * v).sum(1) / n
-    per_image = torch.sqrt(var + (1.0 - variance_focus) * mean**2 + eps)
-    return (per_image * (count > 0).to(pred.dtype)).mean()
+    # Log differences and their variance need float32's mantissa, also under autocast.
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = pred.to(torch.promote_types(pred.dtype, torch.float32))
+        v = valid.to(pred.dtype).flatten(1)
+        g = (torch.log(pred + eps) - torch.log(target.clamp_min(0) + eps)).flatten(1) * v
+        count = v.sum(1)
+        n = count.clamp(min=1)
+        mean = g.sum(1) / n
+        var = ((g - mean[:, None]) ** 2 * v).sum(1) / n
+        per_image = torch.sqrt(var + (1.0 - variance_focus) * mean**2 + eps)
+        return (per_image * (count > 0).to(pred.dtype)).mean()

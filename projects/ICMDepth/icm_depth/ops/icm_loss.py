@@ -143,19 +143,21 @@ def icm_cost(
         valid: (B, Q) bool, pixels that count (valid GT depth).
 
     Returns:
-        (B, N, M) costs.
+        (B, N, M) float32 (or float64) costs, also under autocast.
     """
-    attn = attn.float()  # logs of small probabilities: never in half precision
-    v = valid.to(attn.dtype)[:, None, :]
-    a = attn * v
-    a_hat = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
-    g = memberships.to(attn.dtype) * v
-    g_hat = g / g.norm(dim=-1, keepdim=True).clamp_min(eps)
-    log_a = a_hat.clamp(eps, 1.0 - eps).log() * v
-    log_not_a = (1.0 - a_hat).clamp_min(eps).log() * v
-    g_t = g_hat.transpose(1, 2)
-    # -(g . log a) - sum(log(1 - a)) + (g . log(1 - a)), expanded so that it is two matmuls.
-    return -torch.bmm(log_a, g_t) - log_not_a.sum(-1, keepdim=True) + torch.bmm(log_not_a, g_t)
+    # Logs of small probabilities, and matmuls over every pixel: never in half precision.
+    with torch.autocast(attn.device.type, enabled=False):
+        attn = attn.to(torch.promote_types(attn.dtype, torch.float32))
+        v = valid.to(attn.dtype)[:, None, :]
+        a = attn * v
+        a_hat = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
+        g = memberships.to(attn.dtype) * v
+        g_hat = g / g.norm(dim=-1, keepdim=True).clamp_min(eps)
+        log_a = a_hat.clamp(eps, 1.0 - eps).log() * v
+        log_not_a = (1.0 - a_hat).clamp_min(eps).log() * v
+        g_t = g_hat.transpose(1, 2)
+        # -(g . log a) - sum(log(1 - a)) + (g . log(1 - a)), expanded so that it is two matmuls.
+        return -torch.bmm(log_a, g_t) - log_not_a.sum(-1, keepdim=True) + torch.bmm(log_not_a, g_t)
 
 
 def hungarian_match(
