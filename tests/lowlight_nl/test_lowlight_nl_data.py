@@ -78,13 +78,15 @@ def test_prepared_coco_lowlight_loads_with_original_annotations(tmp_path):
     out = tmp_path / "coco_lowlight"
     crf = str(shared_data("camera_response"))
     args = ["--coco-root", str(coco), "--output", str(out), "--splits", "val2017", "--limit", "2"]
-    counts = prepare(args + ["--crf", crf, "--workers", "1", "--quiet"])
-    assert counts["val2017"]["done"] == 2
+    assert prepare(args + ["--crf", crf, "--workers", "1", "--quiet"]) == 0
+    manifest = out / "manifest_val2017.json"
+    assert json.loads(manifest.read_text())["written"] == 2
     first = sorted(os.listdir(out / "val2017"))[0]
     before = (out / "val2017" / first).read_bytes()
     os.remove(out / "val2017" / first)
-    again = prepare(args + ["--crf", crf, "--workers", "1", "--quiet"])
-    assert again["val2017"] == {"done": 1, "skip": 1, "error": 0}
+    assert prepare(args + ["--crf", crf, "--workers", "1", "--quiet"]) == 0
+    again = json.loads(manifest.read_text())
+    assert (again["written"], again["already_there"], again["failed"]) == (1, 1, [])
     assert (out / "val2017" / first).read_bytes() == before  # byte-identical rerun
     image_dir, json_file = COCO_LOWLIGHT_SPLITS["coco_2017_val_lowlight"]
     records = load_coco_records(
