@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from d2common.data.validation import BadSampleError
 from d2common.testing import plugin_cfg, shared_data
 from lowlight_nl.data.datasets import (
     COCO_LOWLIGHT_SPLITS,
@@ -50,22 +50,16 @@ def _coco_subset(tmp_path, n=3):
     return tmp_path, data
 
 
-def test_coco_folder_from_config_and_missing_images(tmp_path, caplog):
+def test_coco_folder_from_config_and_missing_images(tmp_path):
     folder, data = _coco_subset(tmp_path / "mine")
     os.remove(folder / "val" / data["images"][0]["file_name"])
     cfg = plugin_cfg(None, ["DATASETS.LOWLIGHT_NL.COCO_DIRS", f"['llt_mine={folder}']"])
     assert register_cfg_directories(cfg) == ["llt_mine_val"]
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    from lowlight_nl.data import datasets as datasets_module
-
-    datasets_module.logger.addHandler(caplog.handler)  # setup_logger may stop propagation
-    try:
-        with caplog.at_level(logging.WARNING):
-            records = DatasetCatalog.get("llt_mine_val")
-    finally:
-        datasets_module.logger.removeHandler(caplog.handler)
-    assert len(records) == 2 and "skipped 1 of 3" in caplog.text
+    records = DatasetCatalog.get("llt_mine_val")
+    assert len(records) == 2 and "loaded 2 of 3 records" in records.load_report.summary()
+    assert records.load_report.excluded[0][1] == "file not found"
     assert len(MetadataCatalog.get("llt_mine_val").thing_classes) == 80
     bad = plugin_cfg(None, ["DATASETS.LOWLIGHT_NL.COCO_DIRS", "['no_equals_sign']"])
     with pytest.raises(ValueError, match="prefix=/path"):
@@ -152,21 +146,16 @@ def test_mapper_synthesis_and_enhancer(tmp_path):
     assert enhanced["image"].float().mean() > stock["image"].float().mean()
 
 
-def test_mapper_skips_unreadable_training_images(tmp_path, caplog):
+def test_mapper_skips_unreadable_training_images(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     record = dict(_toy_record(), file_name=str(broken))
     cfg = plugin_cfg("configs/LowLightNL/demo.yaml")
-    from lowlight_nl.data import mapper as mapper_module
-
-    mapper_module.logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert LowLightDatasetMapper(cfg, True)(dict(record)) is None
-    finally:
-        mapper_module.logger.removeHandler(caplog.handler)
-    assert "broken.jpg" in caplog.text
-    with pytest.raises(RuntimeError, match="broken.jpg"):
+    train_mapper = LowLightDatasetMapper(cfg, True)
+    assert train_mapper(dict(record)) is None
+    assert train_mapper.num_skipped == 1
+    assert train_mapper.skipper.reasons["not a readable image"] == 1
+    with pytest.raises(BadSampleError, match="broken.jpg"):
         LowLightDatasetMapper(cfg, False)(dict(record))
 
 

@@ -2,11 +2,9 @@
 
 import os
 
-from detectron2.data.datasets import load_coco_json
-
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
-from .datasets import register_all_lowlight
+from .datasets import load_coco_records, register_all_lowlight
 from .toy import TOY_CATEGORIES, TOY_SPLITS, generate_toy_coco
 
 TOY_SEED = 0
@@ -22,7 +20,7 @@ def toy_dir(root: str) -> str:
 
 def _load_toy_split(root: str, split: str, dataset_name: str):
     directory = ensure_generated(toy_dir(root), lambda d: generate_toy_coco(d, seed=TOY_SEED))
-    return load_coco_json(
+    return load_coco_records(
         os.path.join(directory, "annotations", f"instances_{split}.json"),
         os.path.join(directory, split),
         dataset_name,

@@ -1,13 +1,16 @@
 """Registration of the real datasets: COCO-low-light, LIS, and any COCO-format directory.
 
 Expected trees under the datasets root are documented in ``datasets/README.md``.
-Every loader is lazy (nothing is read at registration) and drops records whose image file is
-missing, with one warning giving the count.
+Every loader is lazy (nothing is read at registration) and drops the records it cannot use
+(missing image, duplicate id or file name, unknown category), with one warning and a load
+report giving each excluded file and its reason.
 """
 
 import glob
+import json
 import logging
 import os
+from collections import Counter, defaultdict
 from typing import List
 
 from detectron2.data import MetadataCatalog
@@ -15,6 +18,7 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from d2common.data import register_dataset_once
+from d2common.data.validation import RecordList, finalize_records
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +49,22 @@ for _kind, _folder, _ext, _suffix in [
 # from the JSONs when a split is loaded.
 
 
-def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> List[dict]:
-    """``load_coco_json`` with clear errors and a skip-with-warning for missing images."""
+def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> RecordList:
+    """``load_coco_json`` plus the checks a COCO folder needs, with a load report.
+
+    Excluded (each counted with its reason in the records' ``load_report``): images whose file
+    is missing, images whose id is listed more than once (pycocotools would merge them and
+    their annotations), files listed under several image ids, and images with an annotation of
+    a category id that the file's ``categories`` do not define. Images without annotations
+    are kept (detectron2 drops them from training; evaluation scores them). Annotations of an
+    image id that ``images`` does not list are ignored with a warning. The files themselves are
+    decoded by the mapper. The JSON is parsed twice (here and by pycocotools).
+
+    Returns:
+        The kept records (detectron2's standard dataset dicts, contiguous category ids) as a
+        :class:`~d2common.data.validation.RecordList`; ``thing_classes`` and
+        ``thing_dataset_id_to_contiguous_id`` are set on the dataset's metadata.
+    """
     if not os.path.isfile(json_file):
         raise FileNotFoundError(
             f"{dataset_name}: annotation file {json_file} does not exist (see "
@@ -54,17 +72,90 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Lis
         )
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"{dataset_name}: image folder {image_root} does not exist")
+    data = _read_coco_json(json_file)
+    id_map = _set_category_metadata(dataset_name, data["categories"], json_file)
     try:
-        records = load_coco_json(json_file, image_root, dataset_name)
-    except (ValueError, KeyError) as e:
+        # Without a dataset name detectron2 keeps the file's category ids: they are mapped
+        # below, so that an unknown id excludes its image instead of failing the whole load.
+        records = load_coco_json(json_file, image_root)
+    except (ValueError, KeyError, AssertionError) as e:
         raise ValueError(f"{json_file}: not a valid COCO instances file ({e!r})") from e
-    present = [r for r in records if os.path.isfile(r["file_name"])]
-    if len(present) < len(records):
+
+    excluded = _duplicate_entries(data["images"], image_root, json_file)
+    bad_ids = {image_id for image_id, _, _ in excluded}
+    kept = []
+    for record in records:
+        if record["image_id"] in bad_ids:
+            continue
+        unknown = sorted({a["category_id"] for a in record["annotations"]} - set(id_map))
+        if unknown:
+            reason = f"unknown category id ({unknown} not in the categories of {json_file})"
+            excluded.append((record["image_id"], record["file_name"], reason))
+            continue
+        if not os.path.isfile(record["file_name"]):
+            excluded.append((record["image_id"], record["file_name"], "file not found"))
+            continue
+        for annotation in record["annotations"]:
+            annotation["category_id"] = id_map[annotation["category_id"]]
+        kept.append(record)
+    image_ids = {im["id"] for im in data["images"]}
+    orphans = sum(a.get("image_id") not in image_ids for a in data["annotations"])
+    if orphans:
         logger.warning(
-            "%s: skipped %d of %d images that are missing under %s",
-            dataset_name, len(records) - len(present), len(records), image_root,
+            "%s: %d annotations refer to image ids that 'images' does not list; ignored",
+            json_file, orphans,
         )  # fmt: skip
-    return present
+    return finalize_records(
+        kept,
+        [(path, reason) for _, path, reason in excluded],
+        source=f"{dataset_name} ({json_file})",
+        num_candidates=len(data["images"]),
+    )
+
+
+def _read_coco_json(json_file: str) -> dict:
+    try:
+        with open(json_file) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{json_file}: not a readable JSON file ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{json_file}: not a COCO instances file (no 'images' list)")
+    if not data.get("categories"):
+        raise ValueError(f"{json_file}: no 'categories' in this COCO file")
+    data.setdefault("annotations", [])
+    return data
+
+
+def _set_category_metadata(dataset_name: str, categories: List[dict], json_file: str) -> dict:
+    """Sets the classes on the metadata as ``load_coco_json`` would; returns {file id: index}."""
+    ids = [c["id"] for c in categories]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{json_file}: category ids are not unique: {sorted(ids)}")
+    categories = sorted(categories, key=lambda c: c["id"])
+    id_map = {c["id"]: i for i, c in enumerate(categories)}
+    meta = MetadataCatalog.get(dataset_name)
+    meta.thing_classes = [c["name"] for c in categories]
+    meta.thing_dataset_id_to_contiguous_id = id_map
+    return id_map
+
+
+def _duplicate_entries(images: List[dict], image_root: str, json_file: str):
+    """(image id, file, reason) of every ``images`` entry whose id or file name is not unique."""
+    id_counts = Counter(im["id"] for im in images)
+    ids_of_file = defaultdict(set)
+    for im in images:
+        ids_of_file[im["file_name"]].add(im["id"])
+    out = []
+    for im in images:
+        path = os.path.join(image_root, im["file_name"])
+        if id_counts[im["id"]] > 1:
+            reason = f"id {im['id']} listed {id_counts[im['id']]} times in {json_file}"
+            out.append((im["id"], path, f"duplicate image id ({reason})"))
+        elif len(ids_of_file[im["file_name"]]) > 1:
+            ids = sorted(ids_of_file[im["file_name"]])
+            out.append((im["id"], path, f"duplicate file name (listed under image ids {ids})"))
+    return out
 
 
 def register_coco_format(name: str, json_file: str, image_root: str, **metadata) -> None:
@@ -133,8 +224,6 @@ def register_cfg_directories(cfg) -> List[str]:
 
 
 def _set_classes_from_json(name: str, json_file: str) -> None:
-    import json
-
     with open(json_file) as f:
         categories = json.load(f).get("categories", [])
     if not categories:

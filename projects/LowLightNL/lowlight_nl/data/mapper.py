@@ -1,16 +1,14 @@
 """Dataset mapper: detectron2's ``DatasetMapper`` plus low-light synthesis / enhancement."""
 
-import logging
-
-from detectron2.config import configurable
-from detectron2.data import DatasetMapper
-
+from d2common.data.checked_mapper import CheckedDatasetMapper
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..synthesis import LowLightRanges, LowLightSynthesizer, load_camera_responses
 from .transforms import Enhance, RandomLowLight
 
-logger = logging.getLogger(__name__)
+# (height, width) below which an image is refused: it would hold less than one cell of the
+# backbone's coarsest stride (32 px) before resizing. The synthesis alone needs 2x2 (Bayer).
+MIN_IMAGE_SIZE = (32, 32)
 
 
 def build_synthesizer(cfg) -> LowLightSynthesizer:
@@ -24,19 +22,16 @@ def build_synthesizer(cfg) -> LowLightSynthesizer:
 
 
 @DATASET_MAPPER_REGISTRY.register()
-class LowLightDatasetMapper(DatasetMapper):
+class LowLightDatasetMapper(CheckedDatasetMapper):
     """``DatasetMapper`` whose augmentations start with the low-light ones of the config.
 
     Order: on-the-fly synthesis (training only, ``INPUT.LOWLIGHT_NL.SYNTHESIS.ENABLED``) on the
     full-resolution image, then the enhancer (``INPUT.LOWLIGHT_NL.ENHANCER``, training and
-    test), then detectron2's resize / flip. During training an unreadable image is skipped with a
-    warning (the loader draws another one); at test time it is an error naming the file.
+    test), then detectron2's resize / flip. Every image is fully decoded; one that is missing,
+    truncated, corrupt, smaller than ``MIN_IMAGE_SIZE`` or of another size than its record says
+    is skipped in training with a warning and a count (the loader draws another one) and raises
+    :class:`~d2common.data.validation.BadSampleError` naming the file in testing.
     """
-
-    @configurable
-    def __init__(self, is_train: bool = True, **kwargs):
-        super().__init__(is_train, **kwargs)
-        self.num_skipped = 0
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -54,17 +49,5 @@ class LowLightDatasetMapper(DatasetMapper):
                 )
             )
         ret["augmentations"] = extra + list(ret["augmentations"])
+        ret["min_image_size"] = MIN_IMAGE_SIZE
         return ret
-
-    def __call__(self, dataset_dict):
-        try:
-            return super().__call__(dataset_dict)
-        except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for broken files
-            if not self.is_train:
-                raise RuntimeError(f"cannot read {dataset_dict.get('file_name')}: {e}") from e
-            self.num_skipped += 1
-            logger.warning(
-                "Skipping unreadable image %s (%s); %d skipped so far in this worker.",
-                dataset_dict.get("file_name"), e, self.num_skipped,
-            )  # fmt: skip
-            return None
