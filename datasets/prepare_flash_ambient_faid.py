@@ -7,61 +7,144 @@
 Finds every ``<Category>_<id>_flash.*`` / ``_ambient.*`` pair under the source folder, resizes
 both images by orientation (INTER_AREA) and writes them as PNG to ``<out>/images/``. Split files
 ``<out>/splits/{train,test}.txt`` are copied from the given lists (e.g. the paper's 969 / 116
-pairs) or, without lists, drawn at random (seed 0) in the paper's 969 : 116 proportion.
+pairs) or, without lists, drawn at random (seed 0) in the paper's 969 : 116 proportion; drawn
+splits are kept on a rerun (only --overwrite draws them again), so that a pair that is added
+later never moves another pair between train and test.
+
+Both images of a pair are fully decoded and must have the same size: a pair with a truncated,
+corrupt, too small or mismatched image fails (with its reason) while the others are written, and
+the exit status is then 1. ``<out>/manifest.json`` records the generation parameters; a rerun
+with other parameters refuses to mix outputs unless --overwrite is given.
 """
 import argparse
 import os
 import random
-import shutil
 import sys
+from typing import Dict, List, Optional
 
-import cv2
 from tqdm import tqdm
 
+from d2common.data.validation import BadSampleError, read_image_checked
+from d2common.prepare import ManifestMismatch, PrepareRun, atomic_write_bytes, atomic_write_image
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+# The generators pool four times (as the loader's flash_ambient.data.faid.MIN_IMAGE_SIZE).
+MIN_SIZE = (16, 16)
+KINDS = ("flash", "ambient")
+
+
+def parse_args(argv: Optional[List[str]] = None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("source", help="FAID folder (any layout; files in FAID naming)")
     parser.add_argument("output", help="e.g. $DETECTRON2_DATASETS/faid")
     parser.add_argument("--train-list", help="split file of training pairs")
     parser.add_argument("--test-list", help="split file of test pairs")
-    parser.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("LONG", "SHORT"))
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=(320, 240),
+        metavar=("LONG", "SHORT"),
+        help="output size (long side, short side), orientation kept",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="regenerate every output")
     args = parser.parse_args(argv)
     if bool(args.train_list) != bool(args.test_list):
         parser.error("give both --train-list and --test-list, or neither")
+    return args
 
-    from flash_ambient.data import find_pairs, resize_by_orientation
 
-    pairs = find_pairs(args.source)
-    if not pairs:
-        sys.exit(f"error: no <Category>_<id>_flash / _ambient pairs under {args.source}")
-    os.makedirs(os.path.join(args.output, "images"), exist_ok=True)
-    os.makedirs(os.path.join(args.output, "splits"), exist_ok=True)
-    written, failed = [], []
-    for name, entry in tqdm(pairs.items(), desc="resizing FAID pairs"):
-        images = {k: cv2.imread(entry[k], cv2.IMREAD_COLOR) for k in ("flash", "ambient")}
-        if any(img is None for img in images.values()):
-            failed.append(name)
-            continue
-        for kind, img in images.items():
-            out = resize_by_orientation(img, tuple(args.size))
-            cv2.imwrite(os.path.join(args.output, "images", f"{name}_{kind}.png"), out)
-        written.append(name)
-    if failed:
-        print(f"warning: skipped {len(failed)} unreadable pair(s), e.g. {', '.join(failed[:5])}")
+def prepare_pair(entry: Dict[str, str], out_paths: Dict[str, str], size) -> None:
+    """Reads, checks, resizes and writes one pair. Raises BadSampleError naming the file."""
+    from flash_ambient.data import resize_by_orientation
 
-    if args.train_list and args.test_list:
+    images = {k: read_image_checked(entry[k], format="BGR", min_size=MIN_SIZE) for k in KINDS}
+    (fh, fw), (ah, aw) = images["flash"].shape[:2], images["ambient"].shape[:2]
+    if (fh, fw) != (ah, aw):  # another photograph, or a rotated copy that a resize would hide
+        raise BadSampleError(
+            entry["ambient"],
+            f"ambient image of size {ah}x{aw} does not match its flash image {entry['flash']} "
+            f"of size {fh}x{fw}",
+        )
+    for kind in KINDS:
+        atomic_write_image(out_paths[kind], resize_by_orientation(images[kind], tuple(size)))
+
+
+def write_splits(args, prepared: List[str]) -> None:
+    splits = os.path.join(args.output, "splits")
+    if args.train_list:
         for split, given in (("train", args.train_list), ("test", args.test_list)):
-            shutil.copy(given, os.path.join(args.output, "splits", f"{split}.txt"))
-    else:
-        shuffled = sorted(written)
-        random.Random(0).shuffle(shuffled)
-        n_test = round(len(shuffled) * 116 / (969 + 116))
-        for split, names in (("test", shuffled[:n_test]), ("train", shuffled[n_test:])):
-            with open(os.path.join(args.output, "splits", f"{split}.txt"), "w") as f:
-                f.write("\n".join(sorted(names)) + "\n")
-    print(f"wrote {len(written)} pairs to {args.output}")
+            with open(given, "rb") as f:
+                atomic_write_bytes(os.path.join(splits, f"{split}.txt"), f.read())
+        return
+    paths = [os.path.join(splits, f"{s}.txt") for s in ("train", "test")]
+    if not args.overwrite and all(os.path.isfile(p) for p in paths):
+        listed = set()
+        for path in paths:
+            with open(path) as f:
+                listed.update(line.strip() for line in f if line.strip())
+        unlisted = sorted(set(prepared) - listed)
+        if unlisted:
+            print(
+                f"warning: {len(unlisted)} prepared pair(s) are in neither split file, e.g. "
+                f"{', '.join(unlisted[:5])}: splits are kept on a rerun (--overwrite draws anew)"
+            )
+        return
+    shuffled = sorted(prepared)
+    random.Random(0).shuffle(shuffled)
+    n_test = round(len(shuffled) * 116 / (969 + 116))
+    for split, names in (("test", shuffled[:n_test]), ("train", shuffled[n_test:])):
+        text = "\n".join(sorted(names)) + "\n"
+        atomic_write_bytes(os.path.join(splits, f"{split}.txt"), text.encode())
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Returns the exit status: 0, 1 when a pair failed, 2 when nothing could be done."""
+    args = parse_args(argv)
+    from flash_ambient.data import find_pairs
+
+    try:
+        pairs = find_pairs(args.source)
+    except (FileNotFoundError, ValueError) as e:  # no folder; a pair name found twice
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not pairs:
+        print(
+            f"error: no <Category>_<id>_flash / _ambient pairs under {args.source}", file=sys.stderr
+        )
+        return 2
+    params = {
+        "source": os.path.abspath(args.source),
+        "size": list(args.size),
+        "train_list": args.train_list and os.path.abspath(args.train_list),
+        "test_list": args.test_list and os.path.abspath(args.test_list),
+    }
+    try:
+        run = PrepareRun(args.output, params, overwrite=args.overwrite)
+    except ManifestMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    prepared = []
+    for name, entry in tqdm(pairs.items(), desc="resizing FAID pairs"):
+        out = {k: os.path.join(args.output, "images", f"{name}_{k}.png") for k in KINDS}
+        if all(os.path.isfile(p) for p in out.values()) and not run.needs(out["flash"]):
+            prepared.append(name)  # counted once per pair as already there
+            continue
+        try:
+            prepare_pair(entry, out, args.size)
+        except BadSampleError as e:
+            run.failed(e.path, e.reason)
+            for path in out.values():  # a half of the pair, or left by other parameters
+                if os.path.isfile(path):
+                    os.remove(path)
+            continue
+        run.wrote(out["flash"])
+        prepared.append(name)
+    write_splits(args, prepared)
+    return run.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
