@@ -1,7 +1,6 @@
 """SketchyScene-Matching loader, vocabulary, template expressions, toy data and mapper."""
 
 import json
-import logging
 
 import cv2
 import numpy as np
@@ -67,7 +66,7 @@ def _write_sketch(root, split, key, instance_ids, class_ids, size, drawing=None)
     return masks
 
 
-def test_loader_on_real_expressions_with_fixture_masks(tmp_path, caplog):
+def test_loader_on_real_expressions_with_fixture_masks(tmp_path):
     """The real test-split expressions of sketch 30 and its real drawing, with masks written in
     the SketchyScene layout (the real masks are not public); other sketches are absent."""
     real = shared_data("sketchyscene_matching")
@@ -79,9 +78,10 @@ def test_loader_on_real_expressions_with_fixture_masks(tmp_path, caplog):
     ids = [5 * (n + 1) for n in range(num)][::-1]  # instance index = rank of the id
     drawing = cv2.imread(str(real / "L0_sample30.png"), cv2.IMREAD_GRAYSCALE)
     masks = _write_sketch(tmp_path, "test", 30, ids, [43] * num, 750, drawing)
-    with caplog.at_level(logging.WARNING):
-        records = load_sketchyscene_matching(str(tmp_path), "test")
-    assert "skipped 1 of 2 sketches" in caplog.text
+    records = load_sketchyscene_matching(str(tmp_path), "test")
+    assert records.load_report.excluded == [
+        (drawing_path(str(tmp_path), "test", 999999), "file not found")
+    ]
     assert len(records) == len(entry["sen_instIdx_map"])
     by_rank = {iid: m for iid, m in zip(ids, masks)}
     ranked = [by_rank[i] for i in sorted(ids)]
@@ -97,7 +97,7 @@ def test_loader_on_real_expressions_with_fixture_masks(tmp_path, caplog):
     assert len({r["image_id"] for r in records}) == len(records)
 
 
-def test_loader_skips_corrupt_and_bad_indices(tmp_path, caplog):
+def test_loader_skips_corrupt_and_bad_indices(tmp_path):
     _write_sketch(tmp_path, "val", 1, [3, 9], [13, 18], 256)
     _write_sketch(tmp_path, "val", 2, [1], [13], 256)
     (tmp_path / "val" / "INSTANCE_GT" / "sample_2_instance.mat").write_bytes(b"not a mat file")
@@ -106,11 +106,11 @@ def test_loader_skips_corrupt_and_bad_indices(tmp_path, caplog):
         {"key": 2, "sen_instIdx_map": {"the car": [0]}},
     ]
     (tmp_path / "sentence_instance_val.json").write_text(json.dumps(data))
-    with caplog.at_level(logging.WARNING):
-        records = load_sketchyscene_matching(str(tmp_path), "val")
+    records = load_sketchyscene_matching(str(tmp_path), "val")
     assert [r["expression"] for r in records] == ["the car", "the cloud"]
     assert [r["annotations"][0]["category_id"] for r in records] == [12, 17]
-    assert "skipped 1 of 2 sketches" in caplog.text and "skipped 1 expressions" in caplog.text
+    reasons = records.load_report.reason_counts()
+    assert reasons == {"unreadable .mat file": 1, "invalid instance index": 1}
     (tmp_path / "sentence_instance_val.json").write_text("{broken")
     with pytest.raises(ValueError, match="sentence_instance_val.json"):
         load_sketchyscene_matching(str(tmp_path), "val")

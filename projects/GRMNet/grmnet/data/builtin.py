@@ -8,7 +8,7 @@ from detectron2.data import DatasetCatalog
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
 from .categories import SKETCHYSCENE_CATEGORIES
-from .sketchyscene import load_sketchyscene_matching
+from .sketchyscene import expressions_path, load_sketchyscene_matching
 from .toy import generate_toy_dataset
 
 # name -> (directory under the datasets root, split)
@@ -58,6 +58,7 @@ def register_all_sketchyscene_matching(root: str) -> None:
             _loader(dataset_root, split, prepare),
             thing_classes=list(SKETCHYSCENE_CATEGORIES),
             vocab_file=os.path.join(dataset_root, "vocab.txt"),
+            expressions_file=expressions_path(dataset_root, split),
             dataset_root=dataset_root,
             evaluator_type="coco",
         )

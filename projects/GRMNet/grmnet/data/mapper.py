@@ -4,24 +4,26 @@ import copy
 import logging
 
 from detectron2.config import configurable
-from detectron2.data import DatasetMapper
 from detectron2.data import transforms as T
 
+from d2common.data.checked_mapper import CheckedDatasetMapper
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..language import Vocabulary
 from ..vocabulary import load_vocabulary
+from .sketchyscene import MIN_SKETCH_SIZE
 
 logger = logging.getLogger(__name__)
 
 
 @DATASET_MAPPER_REGISTRY.register()
-class GRMDatasetMapper(DatasetMapper):
+class GRMDatasetMapper(CheckedDatasetMapper):
     """Maps a (sketch, expression) record to model inputs.
 
     Adds ``expression`` (str) and ``expression_tokens`` ((MAX_LENGTH,) long) to what
     :class:`DatasetMapper` produces. Horizontal flips are removed from the augmentations: they
-    would turn "the tree on the left" into a wrong label.
+    would turn "the tree on the left" into a wrong label. The drawing is fully decoded: an
+    unusable one is skipped in training (warning, count) and raises naming the file in testing.
     """
 
     @configurable
@@ -46,6 +48,7 @@ class GRMDatasetMapper(DatasetMapper):
         ret = super().from_config(cfg, is_train)
         ret["vocabulary"] = load_vocabulary(cfg)
         ret["max_length"] = cfg.MODEL.GRMNET.LANGUAGE.MAX_LENGTH
+        ret["min_image_size"] = MIN_SKETCH_SIZE
         return ret
 
     def __call__(self, dataset_dict):
@@ -53,6 +56,8 @@ class GRMDatasetMapper(DatasetMapper):
             raise KeyError(f"record {dataset_dict.get('file_name')} has no 'expression'")
         expression = dataset_dict["expression"]
         out = super().__call__(copy.copy(dataset_dict))
+        if out is None:  # skipped in training
+            return None
         out["expression"] = expression
         out["expression_tokens"] = self.vocabulary.encode(expression, self.max_length)
         return out

@@ -15,16 +15,33 @@ majority non-zero CLASS_GT label inside its mask.
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from collections import Counter, OrderedDict
+from typing import List, Optional, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 import scipy.io
 from detectron2.structures import BoxMode
 
+from d2common.data.validation import (
+    BadSampleError,
+    RecordList,
+    check_same_size,
+    finalize_records,
+    read_image_checked,
+    unknown_value_fraction,
+)
+
+from ..language import tokenize
 from .categories import SKETCHYSCENE_CATEGORIES
 
 logger = logging.getLogger(__name__)
+
+# (height, width) below which a drawing is refused: less than one cell of the coarsest
+# backbone stride (32 px) before resizing.
+MIN_SKETCH_SIZE = (32, 32)
+# image_id = sketch key * IMAGE_ID_STRIDE + expression index.
+IMAGE_ID_STRIDE = 1000
 
 
 def drawing_path(root: str, split: str, key) -> str:
@@ -61,27 +78,34 @@ def read_expression_file(path: str) -> List[dict]:
 
 
 def _load_mat(path: str, key: str) -> np.ndarray:
-    array = scipy.io.loadmat(path)[key]
+    try:
+        array = scipy.io.loadmat(path)[key]
+    except Exception as e:  # scipy raises many types on corrupt .mat files
+        raise BadSampleError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from e
     if array.ndim != 2:
-        raise ValueError(f"{path}: {key} has shape {array.shape}, expected 2-D")
+        raise BadSampleError(path, f"unreadable .mat file ({key} has shape {array.shape})")
     return array
 
 
-def read_instances(class_mat: str, instance_mat: str) -> List[Optional[dict]]:
+def read_instances(class_mat: str, instance_mat: str) -> Tuple[List[Optional[dict]], tuple]:
     """Instances of one sketch in instance-index order, as detectron2 annotation dicts.
 
     Each is ``{"bbox" (XYXY_ABS), "bbox_mode", "category_id" (0-based), "segmentation"
     (compressed RLE, str counts), "instance_id"}``, or None when its category is invalid.
+    CLASS_GT values outside 0..46 are warned about with their fraction of pixels.
 
     Returns:
         (list of annotations or None, (height, width)).
+
+    Raises:
+        BadSampleError: an unreadable file, or CLASS_GT and INSTANCE_GT of different sizes.
     """
     classes = _load_mat(class_mat, "CLASS_GT")
     instances = _load_mat(instance_mat, "INSTANCE_GT")
-    if classes.shape != instances.shape:
-        raise ValueError(
-            f"{class_mat} and {instance_mat} differ in size: {classes.shape} vs {instances.shape}"
-        )
+    check_same_size(instances.shape, classes.shape, instance_mat, class_mat)
+    unknown_value_fraction(
+        classes, range(len(SKETCHYSCENE_CATEGORIES) + 1), class_mat, max_fraction=1.0
+    )
     annotations = []
     for inst_id in np.unique(instances[instances != 0]):
         mask = instances == inst_id
@@ -114,50 +138,108 @@ def read_instances(class_mat: str, instance_mat: str) -> List[Optional[dict]]:
     return annotations, instances.shape
 
 
-def load_sketchyscene_matching(root: str, split: str) -> List[Dict]:
+def read_sketch(root: str, split: str, key) -> Tuple[List[Optional[dict]], tuple]:
+    """Checks one sketch's files and reads its instances (see :func:`read_instances`).
+
+    The drawing is fully decoded: a missing, truncated, corrupt or too small drawing, or one of
+    another size than its CLASS_GT / INSTANCE_GT maps, raises :class:`BadSampleError`.
+    """
+    drawing, class_mat, instance_mat = (
+        drawing_path(root, split, key),
+        class_gt_path(root, split, key),
+        instance_gt_path(root, split, key),
+    )
+    image = read_image_checked(drawing, format="L", min_size=MIN_SKETCH_SIZE)
+    for path in (class_mat, instance_mat):
+        if not os.path.isfile(path):
+            raise BadSampleError(path, f"file not found (the ground truth of {drawing})")
+    annotations, shape = read_instances(class_mat, instance_mat)
+    check_same_size(image.shape, shape, drawing, class_mat)
+    return annotations, shape
+
+
+def referred_instances(
+    annotations: List[Optional[dict]], indices, expression: str
+) -> Tuple[List[dict], int]:
+    """The annotations an expression refers to, each once, in the order of ``indices``.
+
+    Returns:
+        (annotations, number of repeated indices dropped).
+
+    Raises:
+        ValueError: an empty expression, no index, an invalid index or an instance without a
+            valid category (the message says which).
+    """
+    if not tokenize(expression):
+        raise ValueError("empty expression")
+    if not isinstance(indices, list) or not indices:
+        raise ValueError(f"expression refers to no instance ({expression!r}: {indices!r})")
+    unique = list(OrderedDict.fromkeys(indices))
+    referred = []
+    for j in unique:
+        if not isinstance(j, int) or isinstance(j, bool) or not 0 <= j < len(annotations):
+            raise ValueError(
+                f"invalid instance index ({expression!r}: {j!r}; "
+                f"the sketch has {len(annotations)} instances)"
+            )
+        if annotations[j] is None:
+            raise ValueError(f"instance without a valid category ({expression!r}: index {j})")
+        referred.append(annotations[j])
+    return referred, len(indices) - len(unique)
+
+
+def load_sketchyscene_matching(root: str, split: str) -> RecordList:
     """Dataset records of one split: one per (sketch, expression) pair.
 
     Record fields: file_name, height, width, image_id (``key * 1000 + expression index``),
-    sketch_id, expression, annotations (the referred instances only). Sketches with missing or
-    unreadable files and expressions with invalid instance indices are skipped with a warning
-    and a count.
+    sketch_id, expression, annotations (the referred instances only, each once).
+
+    Every drawing is fully decoded here. Excluded, with the file and the reason in the records'
+    ``load_report``: every expression of a sketch whose drawing or ground truth is missing,
+    unreadable, too small or of mismatched size, or whose key the expression file lists more
+    than once; empty expressions, expressions without an instance index, with an invalid one
+    or referring to an instance without a valid category. An index listed twice ("the dog":
+    [6, 6]) is one instance.
     """
     path = expressions_path(root, split)
     entries = read_expression_file(path)
-    records, cache = [], {}
-    skipped_sketches, skipped_expressions = [], 0
+    key_counts = Counter(str(e["key"]) for e in entries)
+    records, excluded, cache = [], [], {}
+    num_candidates, num_repeated = 0, 0
     for n, entry in enumerate(entries):
         key = entry["key"]
-        files = (
-            drawing_path(root, split, key),
-            class_gt_path(root, split, key),
-            instance_gt_path(root, split, key),
-        )
-        missing = [f for f in files if not os.path.isfile(f)]
-        if missing:
-            skipped_sketches.append(f"{key}: missing {missing[0]}")
-            continue
+        expressions = list(entry["sen_instIdx_map"].items())
+        num_candidates += len(expressions)
+        if len(expressions) > IMAGE_ID_STRIDE:
+            raise ValueError(
+                f"{path}: sketch {key} has {len(expressions)} expressions; image ids "
+                f"(key * {IMAGE_ID_STRIDE} + index) allow {IMAGE_ID_STRIDE}"
+            )
         try:
+            if key_counts[str(key)] > 1:
+                raise BadSampleError(
+                    drawing_path(root, split, key),
+                    f"duplicate sketch key ({key} listed {key_counts[str(key)]} times in {path})",
+                )
             if key not in cache:
-                cache[key] = read_instances(files[1], files[2])
+                cache[key] = read_sketch(root, split, key)
             annotations, (height, width) = cache[key]
-        except Exception as e:  # scipy raises many types on corrupt .mat files
-            skipped_sketches.append(f"{key}: {type(e).__name__}: {e}")
+        except BadSampleError as e:
+            excluded += [(e.path, e.reason)] * len(expressions)
             continue
-        for i, (expression, indices) in enumerate(entry["sen_instIdx_map"].items()):
-            referred = [
-                annotations[j] if isinstance(j, int) and 0 <= j < len(annotations) else None
-                for j in indices
-            ]
-            if not referred or any(a is None for a in referred):
-                skipped_expressions += 1
+        for i, (expression, indices) in enumerate(expressions):
+            try:
+                referred, repeated = referred_instances(annotations, indices, expression)
+            except ValueError as e:
+                excluded.append((path, f"{e} in sketch {key}"))
                 continue
+            num_repeated += repeated
             records.append(
                 {
-                    "file_name": files[0],
+                    "file_name": drawing_path(root, split, key),
                     "height": int(height),
                     "width": int(width),
-                    "image_id": int(key) * 1000 + i,
+                    "image_id": int(key) * IMAGE_ID_STRIDE + i,
                     "sketch_id": int(key),
                     "expression": expression,
                     "annotations": referred,
@@ -167,19 +249,11 @@ def load_sketchyscene_matching(root: str, split: str) -> List[Dict]:
             logger.info(
                 "SketchyScene-Matching %s: read %d / %d sketches", split, n + 1, len(entries)
             )
-    if skipped_sketches:
+    if num_repeated:
         logger.warning(
-            "%s: skipped %d of %d sketches (missing or corrupt files), e.g. %s",
+            "%s: %d repeated instance indices in expressions; each instance is kept once",
             path,
-            len(skipped_sketches),
-            len(entries),
-            skipped_sketches[0],
-        )
-    if skipped_expressions:
-        logger.warning(
-            "%s: skipped %d expressions referring to invalid instance indices",
-            path,
-            skipped_expressions,
+            num_repeated,
         )
     logger.info("Loaded %d (sketch, expression) pairs from %s", len(records), path)
-    return records
+    return finalize_records(records, excluded, source=path, num_candidates=num_candidates)
