@@ -345,16 +345,17 @@ def run_study(study: Study, output_dir: Path, runner=run_demo.run_one, dry_run=F
     output_dir = Path(output_dir)
     total = len(study.arms) * len(study.seeds)
     # Checks every finished run against its arm before anything runs.
-    pending = sum(
-        finished_run(run_dir(output_dir, study, arm, seed), arm, seed) is None
+    pending = [
+        (seed, i)
         for seed in study.seeds
-        for arm in study.arms
-    )
-    log(f"[seeds] {study.name}: {total} runs, {total - pending} finished before", flush=True)
+        for i, arm in enumerate(study.arms)
+        if finished_run(run_dir(output_dir, study, arm, seed), arm, seed) is None
+    ]
+    log(f"[seeds] {study.name}: {total} runs, {total - len(pending)} finished before", flush=True)
     arms_runs = [{"label": arm.label, "runs": []} for arm in study.arms]
-    done, failed, run_seconds = 0, 0, []
+    done, failed = 0, 0
     for seed in study.seeds:  # seed-major: an interrupted study has every arm at the first seeds
-        for arm, arm_runs in zip(study.arms, arms_runs):
+        for index, (arm, arm_runs) in enumerate(zip(study.arms, arms_runs)):
             done += 1
             folder = run_dir(output_dir, study, arm, seed)
             where = f"[seeds] {study.name} ({done}/{total}) {arm.label}, seed {seed}"
@@ -367,8 +368,9 @@ def run_study(study: Study, output_dir: Path, runner=run_demo.run_one, dry_run=F
             else:
                 log(f"{where}: running in {folder} ...", flush=True)
                 record = execute(folder, arm, seed, runner)
-                run_seconds.append(record["seconds"])
-                eta = (pending - len(run_seconds)) * sum(run_seconds) / len(run_seconds)
+                pending.remove((seed, index))
+                arm_runs["runs"].append(record)
+                eta = _remaining_seconds(pending, arms_runs)
                 status = f"FAILED (see {record['log']})" if record.get("failed") else "ok"
                 log(
                     f"{where}: {status} in {record['seconds']:.0f} s; "
@@ -376,15 +378,26 @@ def run_study(study: Study, output_dir: Path, runner=run_demo.run_one, dry_run=F
                     flush=True,
                 )
                 failed += bool(record.get("failed"))
-            arm_runs["runs"].append(record)
-            if not dry_run:
                 _write(study, output_dir, arms_runs)
+                continue
+            arm_runs["runs"].append(record)
     if dry_run:
         return None, 0
     summary, markdown = _write(study, output_dir, arms_runs)
     log("\n" + markdown, flush=True)
     log(f"Runs, logs and summary.{{json,md}}: {output_dir / study.name}", flush=True)
     return summary, failed
+
+
+def _remaining_seconds(pending, arms_runs) -> float:
+    """Estimated seconds of the pending (seed, arm index) runs: each arm's mean time so far, or
+    the mean over all arms for an arm with no finished run yet."""
+    times = [[r["seconds"] for r in arm["runs"] if not r.get("failed")] for arm in arms_runs]
+    every = [t for arm_times in times for t in arm_times]
+    if not every:
+        return 0.0
+    overall = sum(every) / len(every)
+    return sum(sum(times[i]) / len(times[i]) if times[i] else overall for _, i in pending)
 
 
 def _write(study: Study, output_dir: Path, arms_runs: List[dict]):

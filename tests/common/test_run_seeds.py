@@ -312,6 +312,18 @@ def test_finished_runs_are_not_rerun(tmp_path):
     assert [c[2] for c in runner.calls] == [3, 3]
 
 
+def test_remaining_time_uses_each_arms_mean():
+    arms_runs = [
+        {"runs": [{"seconds": 100.0}, {"seconds": 140.0}, {"seconds": 1.0, "failed": True}]},
+        {"runs": [{"seconds": 10.0}]},
+        {"runs": []},
+    ]
+    pending = [(2, 0), (2, 1), (2, 2)]
+    # 120 for arm 0, 10 for arm 1, and the mean over all finished runs (250 / 3) for arm 2.
+    assert run_seeds._remaining_seconds(pending, arms_runs) == pytest.approx(130 + 250 / 3)
+    assert run_seeds._remaining_seconds([], arms_runs) == 0.0
+
+
 def test_a_changed_arm_does_not_reuse_old_runs(tmp_path):
     run_seeds.run_study(_study(seeds=(0,)), tmp_path, FakeRunner(), log=_collect([]))
     changed = _study(seeds=(0,))
