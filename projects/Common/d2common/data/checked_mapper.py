@@ -87,7 +87,12 @@ class CheckedDatasetMapper(DatasetMapper):
         if "sem_seg_file_name" in dataset_dict:
             label_path = dataset_dict.pop("sem_seg_file_name")
             sem_seg_gt = read_image_checked(label_path, format="L")
-            check_same_size(image.shape, sem_seg_gt.shape, dataset_dict["file_name"], label_path)
+            try:
+                check_same_size(
+                    image.shape, sem_seg_gt.shape, dataset_dict["file_name"], label_path
+                )
+            except BadSampleError as e:
+                raise BadSampleError(e.path, f"size mismatch ({e.reason})") from e
 
         aug_input = T.AugInput(image, sem_seg=sem_seg_gt)
         transforms = self.augmentations(aug_input)

@@ -87,6 +87,14 @@ def _load_mat(path: str, key: str) -> np.ndarray:
     return array
 
 
+def _check_same_size(image_shape, label_shape, image_path: str, label_path: str) -> None:
+    # One reason kind ("size mismatch") for the load report's counts, whatever the files.
+    try:
+        check_same_size(image_shape, label_shape, image_path, label_path)
+    except BadSampleError as e:
+        raise BadSampleError(e.path, f"size mismatch ({e.reason})") from e
+
+
 def read_instances(class_mat: str, instance_mat: str) -> Tuple[List[Optional[dict]], tuple]:
     """Instances of one sketch in instance-index order, as detectron2 annotation dicts.
 
@@ -102,7 +110,7 @@ def read_instances(class_mat: str, instance_mat: str) -> Tuple[List[Optional[dic
     """
     classes = _load_mat(class_mat, "CLASS_GT")
     instances = _load_mat(instance_mat, "INSTANCE_GT")
-    check_same_size(instances.shape, classes.shape, instance_mat, class_mat)
+    _check_same_size(instances.shape, classes.shape, instance_mat, class_mat)
     unknown_value_fraction(
         classes, range(len(SKETCHYSCENE_CATEGORIES) + 1), class_mat, max_fraction=1.0
     )
@@ -154,7 +162,7 @@ def read_sketch(root: str, split: str, key) -> Tuple[List[Optional[dict]], tuple
         if not os.path.isfile(path):
             raise BadSampleError(path, f"file not found (the ground truth of {drawing})")
     annotations, shape = read_instances(class_mat, instance_mat)
-    check_same_size(image.shape, shape, drawing, class_mat)
+    _check_same_size(image.shape, shape, drawing, class_mat)
     return annotations, shape
 
 
