@@ -99,3 +99,29 @@ def ddp_train_worker(config_file: str, opts: list, digest_dir: str):
     rank_file = Path(digest_dir) / f"rank{comm.get_rank()}.sha256"
     rank_file.write_text(state_dict_digest(trainer.model))
     comm.synchronize()
+
+
+def run_amp_train_step(cfg):
+    """One iteration of the configured trainer with ``SOLVER.AMP.ENABLED`` (in place on ``cfg``).
+
+    Returns ``(trainer, storage, dtypes)``: ``dtypes`` is the set of output dtypes of the
+    model's convolutions and linear layers during the step (autocast's dtype when it ran).
+    """
+    from detectron2.utils.events import EventStorage
+    from torch import nn
+
+    from .engine import build_trainer
+
+    cfg.SOLVER.AMP.ENABLED = True
+    trainer = build_trainer(cfg)
+    dtypes = set()
+    layers = [m for m in trainer.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(lambda _, __, out: dtypes.add(out.dtype)) for m in layers]
+    try:
+        with EventStorage(0) as storage:
+            trainer.iter = 0
+            trainer.run_step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return trainer, storage, dtypes
