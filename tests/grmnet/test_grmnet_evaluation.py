@@ -1,5 +1,7 @@
 """The referring evaluator: COCO AP with one query per (sketch, expression) record."""
 
+import math
+
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -76,3 +78,19 @@ def test_missing_and_unreferred_instances_lower_ap(toy_val, tmp_path):
     # Perfect referred instances plus a high-scoring instance the query does not refer to.
     extra = _evaluate(toy_val, tmp_path / "b", lambda r: _predictions(r, extra_box=(0, 0, 20, 20)))
     assert extra["segm"]["AP"] < 100.0
+
+
+def test_no_predictions_give_ap_zero_not_nan(toy_val, tmp_path):
+    """The found case: a model that predicts nothing scored segm AP NaN; every referred
+    instance is missed, so AP is 0."""
+    results = _evaluate(toy_val, tmp_path / "ours", lambda r: _predictions(r, keep=0))
+    for task in ("bbox", "segm"):
+        assert results[task] and all(v == 0.0 for v in results[task].values())
+    assert results["records"]["evaluated"] == len(DatasetCatalog.get(toy_val))
+    from detectron2.evaluation import COCOEvaluator
+
+    stock = COCOEvaluator(toy_val, tasks=("bbox", "segm"), output_dir=str(tmp_path / "stock"))
+    stock.reset()
+    for record in DatasetCatalog.get(toy_val):
+        stock.process([{"image_id": record["image_id"]}], [_predictions(record, keep=0)])
+    assert math.isnan(stock.evaluate()["segm"]["AP"])  # what was reported before

@@ -176,10 +176,10 @@ def referred_instances(
 
     Raises:
         ValueError: an empty expression, no index, an invalid index or an instance without a
-            valid category (the message says which).
+            valid category; the message is "<kind> (<details>)".
     """
     if not tokenize(expression):
-        raise ValueError("empty expression")
+        raise ValueError(f"empty expression ({expression!r})")
     if not isinstance(indices, list) or not indices:
         raise ValueError(f"expression refers to no instance ({expression!r}: {indices!r})")
     unique = list(OrderedDict.fromkeys(indices))
@@ -239,7 +239,8 @@ def load_sketchyscene_matching(root: str, split: str) -> RecordList:
             try:
                 referred, repeated = referred_instances(annotations, indices, expression)
             except ValueError as e:
-                excluded.append((path, f"{e} in sketch {key}"))
+                kind, _, detail = str(e).partition(" (")
+                excluded.append((path, f"{kind} (sketch {key}: {detail}"))
                 continue
             num_repeated += repeated
             records.append(
