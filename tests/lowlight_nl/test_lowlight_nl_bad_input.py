@@ -21,7 +21,7 @@ from d2common.checks import ConfigDataMismatch
 from d2common.data import get_load_report
 from d2common.data.validation import BadSampleError
 from d2common.registry import EVALUATOR_REGISTRY
-from d2common.testing import plugin_cfg
+from d2common.testing import plugin_cfg, shared_data
 from lowlight_nl.data.datasets import register_cfg_directories, register_coco_directory
 from lowlight_nl.data.mapper import LowLightDatasetMapper
 from lowlight_nl.engine import LowLightTrainer
@@ -299,3 +299,26 @@ def test_class_count_is_checked_at_start_up(tmp_path):
     from lowlight_nl.data.checks import check_lowlight_nl_dataset
 
     assert check_lowlight_nl_dataset(other, f"{prefix}_val") is None
+
+
+def test_evaluation_on_real_coco_images_with_one_missing(tmp_path):
+    """The same case on real COCO val2017 images and annotations (80 classes, crowd regions)."""
+    coco = shared_data("tiny_coco")
+    data = json.loads((coco / "annotations" / "instances_val2017.json").read_text())
+    images = sorted(data["images"], key=lambda im: im["file_name"])[:8]
+    ids = {im["id"] for im in images}
+    data["images"] = images
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "val").mkdir()
+    for im in images[1:]:  # the first image's file is missing
+        os.symlink(coco / "val2017" / im["file_name"], tmp_path / "val" / im["file_name"])
+    save_json(tmp_path, data)
+    name = register(tmp_path)
+    records = DatasetCatalog.get(name)
+    assert len(records) == 7
+    cfg = plugin_cfg("configs/LowLightNL/maskrcnn_R50_FPN_pretrained_coco_lowlight.yaml")
+    evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(cfg, name, str(tmp_path / "eval"))
+    assert _evaluate(evaluator, records)["bbox"]["AP"] == pytest.approx(100.0)
+    stock = StockCOCOEvaluator(name, output_dir=str(tmp_path / "stock"))
+    assert _evaluate(stock, records)["bbox"]["AP"] < 100.0
