@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from d2common.data.validation import BadSampleError
 from d2common.testing import plugin_cfg, shared_data
 from icm_depth.data.formats import (
     CorruptFileError,
@@ -28,7 +29,10 @@ def _write(path, array):
     return str(path)
 
 
-def _rgb(h=6, w=8, seed=0):
+H, W = 32, 40  # the smallest image the loaders accept (MIN_IMAGE_SIZE)
+
+
+def _rgb(h=H, w=W, seed=0):
     return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
@@ -40,17 +44,20 @@ def test_depth_png_is_uint16_over_256(tmp_path):
     with pytest.raises(CorruptFileError, match="rgb.png.*uint16"):
         read_depth_png(_write(tmp_path / "rgb.png", _rgb()))
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(CorruptFileError, match="broken.png"):
+    with pytest.raises(BadSampleError, match="broken.png: not a readable image"):
         read_depth_png(str(tmp_path / "broken.png"))
-    with pytest.raises(FileNotFoundError, match="missing.png"):
+    with pytest.raises(BadSampleError, match="missing.png: file not found"):
         read_depth_png(str(tmp_path / "missing.png"))
 
 
 def test_cityscapes_dvps_panoptic_to_instances(tmp_path):
-    pan = np.array([[0, 10, 13001, 13001], [13002, 11000, 26005, 255]], np.uint16)
+    pan = np.array([[0, 10, 13001, 13001], [13002, 11000, 14005, 32]], np.uint16)
     ids = read_cityscapes_dvps_instances(_write(tmp_path / "p.png", pan))
-    # stuff (0, 10, 255) and a thing without instance (11000) are background.
+    # stuff (0, 10), void (32) and a thing without instance (11000) are background.
     assert ids.tolist() == [[0, 0, 1, 1], [2, 0, 3, 0]]
+    pan[1, 2] = 26005  # class 26 is no train id
+    with pytest.raises(BadSampleError, match="12.5% of the pixels have a value outside"):
+        read_cityscapes_dvps_instances(_write(tmp_path / "unknown.png", pan))
 
 
 def test_semkitti_dvps_class_and_instance_pairs(tmp_path):
@@ -70,7 +77,7 @@ def test_instance_png_relabels(tmp_path):
     assert ids.tolist() == [[0, 2, 2, 1]]
 
 
-def _cityscapes_triplet(split_dir, prefix, h=6, w=8, seed=0):
+def _cityscapes_triplet(split_dir, prefix, h=H, w=W, seed=0):
     base = os.path.join(split_dir, prefix)
     _write(base + "_leftImg8bit.png", _rgb(h, w, seed))
     depth = np.full((h, w), 10 * 256, np.uint16)
@@ -81,14 +88,15 @@ def _cityscapes_triplet(split_dir, prefix, h=6, w=8, seed=0):
     _write(base + "_gtFine_instanceTrainIds.png", pan)
 
 
-def test_cityscapes_dvps_loader_skips_unpaired(tmp_path, caplog):
+def test_cityscapes_dvps_loader_excludes_unpaired(tmp_path):
     split = str(tmp_path / "video_sequence" / "val")
     _cityscapes_triplet(split, "000000_000000_munster_000105_000004")
     _write(os.path.join(split, "000000_000001_munster_000105_000005_leftImg8bit.png"), _rgb())
-    with caplog.at_level(logging.WARNING):
-        records = load_cityscapes_dvps(split)
+    records = load_cityscapes_dvps(split)
     assert len(records) == 1 and records[0]["instance_format"] == "cityscapes_dvps"
-    assert "skipped 1 image" in caplog.text
+    assert (records[0]["height"], records[0]["width"]) == (H, W)
+    (excluded,) = records.load_report.excluded
+    assert excluded[0].endswith("000005_depth.png") and excluded[1] == "file not found"
     with pytest.raises(FileNotFoundError, match="datasets/README.md"):
         load_cityscapes_dvps(str(tmp_path / "nowhere"))
 
@@ -97,34 +105,34 @@ def test_semkitti_dvps_loader(tmp_path):
     split = str(tmp_path / "train")
     base = os.path.join(split, "000000_000000")
     _write(base + "_leftImg8bit.png", _rgb())
-    _write(base + "_depth_718.856.png", np.zeros((6, 8), np.uint16))
-    _write(base + "_gtFine_class.png", np.zeros((6, 8), np.uint8))
-    _write(base + "_gtFine_instance.png", np.zeros((6, 8), np.uint16))
+    _write(base + "_depth_718.856.png", np.zeros((H, W), np.uint16))
+    _write(base + "_gtFine_class.png", np.zeros((H, W), np.uint8))
+    _write(base + "_gtFine_instance.png", np.zeros((H, W), np.uint16))
     _write(os.path.join(split, "000000_000001_leftImg8bit.png"), _rgb())  # unpaired
     (rec,) = load_semkitti_dvps(split)
     assert rec["focal"] == pytest.approx(718.856) and rec["depth_file"].endswith("_718.856.png")
 
 
-def test_kitti_eigen_loader(tmp_path, caplog):
+def test_kitti_eigen_loader(tmp_path):
     root = tmp_path / "kitti"
     img_rel = "2011_09_26/2011_09_26_drive_0001_sync/image_02/data/0000000005.png"
     gt_rel = "2011_09_26_drive_0001_sync/proj_depth/groundtruth/image_02/0000000005.png"
     _write(str(root / "raw" / img_rel), _rgb())
-    _write(str(root / "depth" / "train" / gt_rel), np.ones((6, 8), np.uint16) * 512)
-    _write(str(root / "instances" / img_rel), np.zeros((6, 8), np.uint8))
+    _write(str(root / "depth" / "train" / gt_rel), np.ones((H, W), np.uint16) * 512)
+    _write(str(root / "instances" / img_rel), np.zeros((H, W), np.uint8))
     split = root / "split.txt"
     split.write_text(
         f"{img_rel} {gt_rel} 721.5377\n"
         "2011_09_26/x/image_02/data/1.png None 721.5377\n"
         "2011_09_26/y/image_02/data/2.png y/proj_depth/groundtruth/image_02/2.png 721.5377\n"
     )
-    with caplog.at_level(logging.WARNING):
-        records = load_kitti_eigen(str(root), str(split), str(root / "instances"))
+    records = load_kitti_eigen(str(root), str(split), str(root / "instances"))
     assert len(records) == 1
     assert records[0]["instance_format"] == "instance_png" and records[0]["focal"] == pytest.approx(
         721.5377
     )
-    assert "no ground truth" in caplog.text and "missing" in caplog.text
+    reasons = [r for _, r in records.load_report.excluded]
+    assert reasons == ["no ground truth ('None' in the split file)", "file not found"]
 
 
 def test_toy_dataset_is_deterministic_and_in_cityscapes_dvps_format(tmp_path):
@@ -145,7 +153,7 @@ def test_toy_dataset_is_deterministic_and_in_cityscapes_dvps_format(tmp_path):
 
 def test_mapper_reads_crops_and_flips_consistently(tmp_path):
     split = str(tmp_path / "s")
-    _cityscapes_triplet(split, "000000_000000_x", h=12, w=16)
+    _cityscapes_triplet(split, "000000_000000_x", h=36, w=48)
     (rec,) = load_cityscapes_dvps(split)
     cfg = plugin_cfg(
         "configs/ICMDepth/demo.yaml",
@@ -158,9 +166,9 @@ def test_mapper_reads_crops_and_flips_consistently(tmp_path):
     )
     assert out["instance_ids"].dtype == torch.long
     test_out = ICMDepthDatasetMapper(cfg, False)(rec)
-    assert test_out["image"].shape == (3, 12, 16) and (test_out["height"], test_out["width"]) == (
-        12,
-        16,
+    assert test_out["image"].shape == (3, 36, 48) and (test_out["height"], test_out["width"]) == (
+        36,
+        48,
     )
     assert test_out["instance_ids"].max() == 1 and float(test_out["depth"][5, 5]) == 10.0
 
@@ -176,7 +184,7 @@ def test_mapper_skips_corrupt_files_in_training_and_raises_in_test(tmp_path, cap
     with caplog.at_level(logging.WARNING):
         assert mapper(rec) is None
     assert mapper.num_skipped == 1 and "_depth.png" in caplog.text
-    with pytest.raises(CorruptFileError, match="_depth.png"):
+    with pytest.raises(BadSampleError, match="_depth.png: not a readable image"):
         ICMDepthDatasetMapper(cfg, False)(rec)
 
 

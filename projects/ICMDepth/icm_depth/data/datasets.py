@@ -7,6 +7,7 @@ import os
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
+from .checks import record_instance_counts
 from .loaders import load_cityscapes_dvps, load_kitti_eigen, load_semkitti_dvps
 from .toy import write_toy_dataset
 
@@ -73,13 +74,23 @@ def load_toy(root: str, split: str):
     return load_cityscapes_dvps(os.path.join(toy_root, "video_sequence", split))
 
 
+def _counting(name: str, loader):
+    def load():
+        records = loader(datasets_root())
+        record_instance_counts(name, records)
+        return records
+
+    return load
+
+
 def register_all_icm_depth():
     """Registers every dataset of ``_PREDEFINED_SPLITS`` (idempotent)."""
     for name, (family, loader) in _PREDEFINED_SPLITS.items():
         register_dataset_once(
             name,
-            lambda loader=loader: loader(datasets_root()),
+            _counting(name, loader),
             evaluator_type="icm_depth",
+            dataset_family=family,
             **_METADATA[family],
         )
 

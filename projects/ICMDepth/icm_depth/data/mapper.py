@@ -1,27 +1,30 @@
 """Dataset mapper: reads image, depth and instance ids; random crop and flip for training."""
 
 import copy
-import logging
 from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from detectron2.config import configurable
-from detectron2.data import detection_utils as utils
 
+from d2common.data.checked_mapper import read_image_in_format
+from d2common.data.validation import BadSampleError, SampleSkipper
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from .formats import read_depth_png, read_instances
-
-logger = logging.getLogger(__name__)
+from .loaders import MIN_IMAGE_SIZE
 
 
 @DATASET_MAPPER_REGISTRY.register()
 class ICMDepthDatasetMapper:
     """Record -> ``{"image": (3, H, W), "depth": (H, W) float, "instance_ids": (H, W) long}``.
 
-    A file that cannot be read is skipped with a warning during training (detectron2's loader
-    then draws another record) and raises an error naming the file at test time.
+    Every file is fully decoded (16-bit depth and id PNGs stay 16-bit). A sample that cannot be
+    used (missing, truncated or corrupt file, too small image, maps of another size than the
+    image, class values outside the label table, and in training a depth map without a single
+    valid pixel) is skipped with a warning and a count during training (detectron2's loader then
+    draws another record) and raises :class:`BadSampleError` naming the file at test time, so
+    that no test sample is ever replaced by another.
     """
 
     @configurable
@@ -44,7 +47,12 @@ class ICMDepthDatasetMapper:
         self.image_format = image_format
         self.crop_size = tuple(crop_size) if crop_size else None
         self.flip_prob = flip_prob
-        self.num_skipped = 0
+        self.skipper = SampleSkipper(is_train, "sample")
+
+    @property
+    def num_skipped(self) -> int:
+        """Samples skipped so far in this process (training only; testing raises)."""
+        return self.skipper.num_skipped
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -62,12 +70,8 @@ class ICMDepthDatasetMapper:
         record = copy.deepcopy(dataset_dict)
         try:
             image, depth, ids = self._read(record)
-        except (OSError, ValueError) as e:
-            if not self.is_train:
-                raise
-            self.num_skipped += 1
-            logger.warning("Skipping unreadable sample (%d so far): %s", self.num_skipped, e)
-            return None
+        except BadSampleError as e:
+            return self.skipper.skip_or_raise(e)
         if self.is_train:
             image, depth, ids = self._augment(image, depth, ids)
         record["height"], record["width"] = image.shape[:2]
@@ -77,17 +81,23 @@ class ICMDepthDatasetMapper:
         return record
 
     def _read(self, record):
-        image = utils.read_image(record["file_name"], format=self.image_format)
+        image = read_image_in_format(record["file_name"], self.image_format, MIN_IMAGE_SIZE)
         depth = read_depth_png(record["depth_file"])
         ids = read_instances(record)
         if ids is None:
             ids = np.zeros(depth.shape, np.int32)
-        for name, array in (("depth", depth), ("instance", ids)):
+        for key, array in (("depth_file", depth), ("instance_file", ids)):
             if array.shape != image.shape[:2]:
-                raise ValueError(
-                    f"{record['file_name']}: {name} map is {array.shape}, "
-                    f"image is {image.shape[:2]}"
+                path = record.get(key) or record["depth_file"]
+                h, w = array.shape
+                raise BadSampleError(
+                    path,
+                    f"size mismatch ({key[:-5]} map {h}x{w}, image "
+                    f"{image.shape[0]}x{image.shape[1]}: {record['file_name']})",
                 )
+        if self.is_train and not (depth > 0).any():
+            # Nothing to learn from: SI_log and ICM would see no valid pixel.
+            raise BadSampleError(record["depth_file"], "no valid depth pixel")
         return image, depth, ids
 
     def _augment(self, image, depth, ids) -> List[np.ndarray]:
