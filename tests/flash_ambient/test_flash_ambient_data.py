@@ -42,7 +42,10 @@ def test_split_file_selects_pairs_and_reports_missing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dicts = load_faid_pairs(str(root), str(split))
     assert [d["image_id"] for d in dicts] == ["People_150", "Objects_148"]
-    assert "1 listed pair(s) not found" in caplog.text
+    assert dicts.load_report.excluded == [
+        (f"{split}: Rooms_999", f"listed in the split but not found under {root}")
+    ]
+    assert "loaded 2 of 3 records; 1 excluded" in caplog.text
     with pytest.raises(FileNotFoundError, match="nosuch.txt"):
         load_faid_pairs(str(root), str(tmp_path / "nosuch.txt"))
 
@@ -59,8 +62,13 @@ def test_unpaired_and_unreadable_files_are_skipped_with_counts(tmp_path, caplog)
     with caplog.at_level(logging.WARNING):
         dicts = load_faid_pairs(str(images))
     assert [d["image_id"] for d in dicts] == ["People_001"]
-    assert "skipping 2 unpaired file(s)" in caplog.text
-    assert "skipping 1 pair(s) with unreadable images" in caplog.text
+    excluded = dict(dicts.load_report.excluded)
+    assert excluded.pop(str(images / "Rooms_003_ambient.png")) == "unpaired: no flash image"
+    toys = str(images / "Toys" / "Toys_002_flash.png")
+    assert excluded.pop(toys) == "unpaired: no ambient image"
+    assert excluded.pop(str(images / "Shelves_004_flash.png")).startswith("not a readable image")
+    assert not excluded
+    assert "loaded 1 of 4 records; 3 excluded" in caplog.text
     assert pair_name("x/Shelves_004_ambient.png") == "Shelves_004"
     with pytest.raises(FileNotFoundError, match="FAID image folder"):
         load_faid_pairs(str(tmp_path / "missing"))
@@ -109,7 +117,8 @@ def test_mapper_skips_corrupt_images(tmp_path, caplog):
     mapper = _mapper(True)
     with caplog.at_level(logging.WARNING):
         assert mapper(record) is None
-    assert mapper.num_skipped == 1 and "Skipping unreadable image" in caplog.text
+    assert mapper.num_skipped == 1 and "Skipping flash / ambient pair" in caplog.text
+    assert str(tmp_path / "A_1_flash.png") in caplog.text
 
 
 def test_toy_dataset_is_deterministic_and_in_faid_format(tmp_path):

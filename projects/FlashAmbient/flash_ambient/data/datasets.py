@@ -28,7 +28,14 @@ def _loader(name: str):
         root = datasets_root()
         if name.startswith("flash_ambient_toy_"):
             ensure_generated(os.path.join(root, TOY_DIR), generate_toy_faid)
-        return load_faid_pairs(os.path.join(root, image_dir), os.path.join(root, split_file))
+        # Test splits are decoded completely at load, so a truncated file is excluded (and
+        # reported) instead of reaching the evaluation; training splits read headers and leave
+        # the decoding to the mapper, which skips and counts bad pairs.
+        return load_faid_pairs(
+            os.path.join(root, image_dir),
+            os.path.join(root, split_file),
+            full_decode=not name.endswith("_train"),
+        )
 
     return load
 

@@ -1,18 +1,17 @@
 """Reads a flash / ambient pair, resizes it by orientation and augments it as the authors did."""
 
 import copy
-import logging
 from typing import Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 from detectron2.config import configurable
-from detectron2.data import detection_utils as utils
 
+from d2common.data.validation import BadSampleError, SampleSkipper, read_image_checked
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
-logger = logging.getLogger(__name__)
+from .faid import MIN_IMAGE_SIZE, check_pair_sizes
 
 
 def resize_by_orientation(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -32,8 +31,12 @@ class FlashAmbientDatasetMapper:
 
     Both images are resized to 320x240 / 240x320 by orientation. Training adds the authors'
     augmentation, identical for both images: a random square crop of side ``crop_base *
-    U(crop_scale)`` resized to ``crop_size``, and a random horizontal flip. A pair that cannot be
-    decoded is skipped (the mapper returns None and the loader draws another) with a warning.
+    U(crop_scale)`` resized to ``crop_size``, and a random horizontal flip.
+
+    Every image is fully decoded (``read_image_checked``). A pair that cannot be used (unreadable,
+    truncated, too small, flash and ambient of different sizes) is skipped in training with a
+    warning and a count (the mapper returns None and the loader draws another); in testing the
+    mapper raises naming the file, so that no test pair is ever replaced by another.
     """
 
     @configurable
@@ -53,7 +56,12 @@ class FlashAmbientDatasetMapper:
         self.crop_scale = tuple(crop_scale)
         self.crop_size = crop_size
         self.random_flip = random_flip
-        self.num_skipped = 0
+        self.skipper = SampleSkipper(is_train, "flash / ambient pair")
+
+    @property
+    def num_skipped(self) -> int:
+        """Pairs skipped so far (training only; testing raises instead)."""
+        return self.skipper.num_skipped
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -67,15 +75,18 @@ class FlashAmbientDatasetMapper:
             "random_flip": i.RANDOM_FLIP,
         }
 
-    def _read(self, path: str) -> Optional[np.ndarray]:
-        try:
-            return utils.read_image(path, format="RGB")
-        except Exception as e:  # corrupt files must not stop a long training run
-            self.num_skipped += 1
-            logger.warning(
-                "Skipping unreadable image %s (%s); %d skipped so far", path, e, self.num_skipped
-            )
-            return None
+    def read_pair(self, d: dict) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Decodes the flash image and, when the dict has one, the ambient image (HxWx3 RGB).
+
+        Raises:
+            BadSampleError: naming the file that is unreadable, too small or of another size.
+        """
+        flash = read_image_checked(d["file_name"], format="RGB", min_size=MIN_IMAGE_SIZE)
+        if "ambient_file_name" not in d:
+            return flash, None
+        ambient = read_image_checked(d["ambient_file_name"], format="RGB", min_size=MIN_IMAGE_SIZE)
+        check_pair_sizes(flash.shape, ambient.shape, d["file_name"], d["ambient_file_name"])
+        return flash, ambient
 
     def augment(self, flash: np.ndarray, ambient: np.ndarray):
         """The same random square crop (resized to ``crop_size``) and flip for both images."""
@@ -95,25 +106,13 @@ class FlashAmbientDatasetMapper:
 
     def __call__(self, dataset_dict: dict) -> Optional[dict]:
         d = copy.deepcopy(dataset_dict)
-        flash = self._read(d["file_name"])
-        if flash is None:
-            return None
+        try:
+            flash, ambient = self.read_pair(d)
+        except BadSampleError as e:
+            return self.skipper.skip_or_raise(e)
         flash = resize_by_orientation(flash, self.resize)
-        ambient = None
-        if "ambient_file_name" in d:
-            ambient = self._read(d["ambient_file_name"])
-            if ambient is None:
-                return None
+        if ambient is not None:
             ambient = resize_by_orientation(ambient, self.resize)
-            if ambient.shape != flash.shape:
-                self.num_skipped += 1
-                logger.warning(
-                    "Skipping pair %s: flash %s and ambient %s differ in orientation",
-                    d.get("image_id"),
-                    flash.shape,
-                    ambient.shape,
-                )
-                return None
         if self.is_train:
             if ambient is None:
                 raise ValueError(f"{d['file_name']}: training needs the ambient image of the pair")
