@@ -321,3 +321,8 @@ def test_class_count_and_vocabulary_are_checked_at_start_up(tmp_path):
             _cfg(name, "MODEL.GRMNET.LANGUAGE.VOCAB_FILE", str(small)), name
         )
     assert GRMTrainer.build_test_loader(_cfg(name), name) is not None  # the dataset's own
+    # A word no vocabulary knows is read as <unk> with a warning, not an error.
+    entries = json.loads(open(expressions_path(str(tmp_path), "val")).read())
+    entries[0]["sen_instIdx_map"]["the zebra car"] = [0]
+    save_entries(str(tmp_path), entries)
+    assert GRMTrainer.build_test_loader(_cfg(name), name) is not None
