@@ -210,7 +210,7 @@ def test_truncated_jpeg_is_refused_although_opencv_decodes_it(tmp_path):
     data = write_coco_folder(tmp_path, num_images=2)
     _truncated(tmp_path, data)
     path = image_path(tmp_path, data, 1)
-    assert cv2.imread(path) is not None  # what slipped through before
+    # OpenCV 4.x decodes this file with only a "Premature end of JPEG file" warning.
     record = next(d for d in DatasetCatalog.get(register(tmp_path)) if d["file_name"] == path)
     with pytest.raises(BadSampleError, match="truncated"):
         LowLightDatasetMapper(plugin_cfg(CONFIG, SMALL), False)(record)
