@@ -35,8 +35,9 @@ def _write(path, rgb):
 def test_decode_color_label_city_osm():
     label = np.array([[[255, 255, 255], [255, 0, 0]], [[0, 0, 255], [12, 200, 3]]], dtype=np.uint8)
     ids = decode_color_label(label, CITY)
-    assert ids.tolist() == [[0, 1], [2, 0]]  # unmatched colour -> background
+    assert ids.tolist() == [[0, 1], [2, 255]]  # unknown colour -> ignore, never background
     np.testing.assert_array_equal(encode_color_label(ids, CITY)[:, :, :][0], label[0])
+    np.testing.assert_array_equal(decode_color_label(encode_color_label(ids, CITY), CITY), ids)
 
 
 def test_tile_box_paper_tiling():
@@ -57,8 +58,11 @@ def test_city_osm_layout_and_unpaired_files(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dicts = load_city_osm(str(tmp_path), crop=64, grid=2)
     assert len(dicts) == 2 * 4
-    assert "skipped 1 files without a partner" in caplog.text
-    assert "skipped 1 empty files" in caplog.text
+    # Every tile of an excluded image is a record left out, with the file and the reason.
+    assert dicts.load_report.excluded == 4 * [
+        (str(tmp_path / "berlin3_image.png"), "unpaired: no label image")
+    ] + 4 * [(str(tmp_path / "berlin4_image.png"), "empty file")]
+    assert "loaded 8 of 16 records; 8 excluded" in caplog.text
     assert dicts[0]["image_id"] == "berlin1_0_0" and dicts[0]["tile"] == [0, 0, 2, 64]
     with pytest.raises(FileNotFoundError, match="no image / label pairs"):
         pair_files(str(tmp_path), str(tmp_path), "_rgb", "_gt")
@@ -147,7 +151,9 @@ def test_real_massachusetts_road_tiles():
         image, ids = read_tile(record, 60)
         assert image.shape == (60, 60, 3) and image.dtype == np.uint8
         assert set(np.unique(ids)) <= {0, 1}
-    whole = load_tiled_dataset(str(root / "images"), str(root / "masks"), "mass_roads")[0]
+    whole = load_tiled_dataset(
+        str(root / "images"), str(root / "masks"), "mass_roads", full_decode=False
+    )[0]
     _, ids = read_tile(whole, 300)
     # 10078735_15: about 3% road pixels, as in the full-size mask.
     assert 0.015 < ids.mean() < 0.05

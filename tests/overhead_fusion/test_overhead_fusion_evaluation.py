@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 
 from overhead_fusion.engine import OverheadFusionTrainer, aggregate_repeats
@@ -15,7 +16,10 @@ def _one_hot(pred, num_classes=3):
 
 def test_evaluator_pools_the_whole_set(tiny_cfg):
     cfg = tiny_cfg()
-    ev = OverheadFusionEvaluator(cfg, "overhead_fusion_toy_val")
+    # Metadata only (no records to cover): the evaluator checks that tiles are scored once.
+    name = "overhead_fusion_test_pooled"
+    MetadataCatalog.get(name).set(stuff_classes=["background", "building", "road"])
+    ev = OverheadFusionEvaluator(cfg, name)
     ev.reset()
     clean = torch.zeros(3, 2, 2)
     # Batch 1: 4 pixels of class 0, all right. Batch 2: one road pixel, predicted as building.
@@ -24,8 +28,9 @@ def test_evaluator_pools_the_whole_set(tiny_cfg):
     pred2 = torch.tensor([[1, 0], [0, 0]])
     fused2 = clean.clone()
     fused2[:, 0, 0] = 0.5  # L1 of that pixel: 3 x 0.5
-    ev.process([{"sem_seg": gt1, "image": clean}], [{"sem_seg": _one_hot(pred1), "fused": clean}])
-    ev.process([{"sem_seg": gt2, "image": clean}], [{"sem_seg": _one_hot(pred2), "fused": fused2}])
+    inputs = [{"image_id": i, "sem_seg": gt, "image": clean} for i, gt in (("a", gt1), ("b", gt2))]
+    ev.process(inputs[:1], [{"sem_seg": _one_hot(pred1), "fused": clean}])
+    ev.process(inputs[1:], [{"sem_seg": _one_hot(pred2), "fused": fused2}])
     res = ev.evaluate()["fusion"]
     assert res["pACC"] == pytest.approx(100 * 7 / 8)
     assert res["IoU-background"] == pytest.approx(100.0)

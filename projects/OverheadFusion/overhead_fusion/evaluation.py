@@ -1,17 +1,23 @@
-"""Segmentation scores over one confusion matrix of the whole set, and fused-image L1 error."""
+"""Segmentation scores over one confusion matrix of the whole set, fused-image L1 error, and the
+records evaluated (every loaded tile exactly once)."""
 
+import itertools
 import json
 import logging
 import os
 from collections import OrderedDict
+from typing import List
 
 import torch
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from d2common.data import record_key
+from d2common.evaluation_coverage import check_coverage
 from d2common.registry import EVALUATOR_REGISTRY
 
+from .data.checks import check_overhead_fusion_dataset
 from .ops import confusion_matrix, segmentation_scores
 
 __all__ = ["OverheadFusionEvaluator"]
@@ -25,24 +31,26 @@ class OverheadFusionEvaluator(DatasetEvaluator):
     the whole set, in percent) and the mean per-pixel L1 error of the fused image against the
     clean image (sum of the absolute RGB differences in [0, 1], averaged over pixels).
 
-    Results: ``{"fusion": {"pACC", "mIoU", "fwIoU", "IoU-<class>", "L1"}}``.
+    Every loaded tile must be scored exactly once: the keys (``image_id``) of the scored tiles
+    are gathered and compared with the dataset's loaded records
+    (:func:`~d2common.evaluation_coverage.check_coverage`), which raises on a duplicate or a
+    missing tile and writes ``evaluation_records.json``.
+
+    Results: ``{"fusion": {"pACC", "mIoU", "fwIoU", "IoU-<class>", "L1"},
+    "records": {"evaluated", "candidates", "excluded"}}``.
     """
 
     def __init__(self, cfg, dataset_name: str, output_folder: str = None):
         """Built by the registry as ``cls(cfg, dataset_name, output_folder)``."""
         c = cfg.MODEL.OVERHEAD_FUSION
-        num_classes, ignore_value = c.NUM_CLASSES, c.IGNORE_VALUE
+        # The trainer's start-up check, also here for an evaluator built on its own.
+        check_overhead_fusion_dataset(cfg, dataset_name)
         meta = MetadataCatalog.get(dataset_name)
-        classes = meta.get("stuff_classes", None) or [str(i) for i in range(num_classes)]
-        if len(classes) != num_classes:
-            raise ValueError(
-                f"{dataset_name} has {len(classes)} classes {classes}, the model {num_classes}: "
-                "set MODEL.OVERHEAD_FUSION.NUM_CLASSES and CLASS_WEIGHTS to match"
-            )
+        classes = meta.get("stuff_classes", None) or [str(i) for i in range(c.NUM_CLASSES)]
         self.dataset_name = dataset_name
         self.class_names = list(classes)
-        self.num_classes = num_classes
-        self.ignore_value = ignore_value
+        self.num_classes = c.NUM_CLASSES
+        self.ignore_value = c.IGNORE_VALUE
         self.output_dir = output_folder
         self.reset()
 
@@ -50,9 +58,11 @@ class OverheadFusionEvaluator(DatasetEvaluator):
         self._conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         self._l1_sum = 0.0
         self._l1_pixels = 0
+        self._keys: List[str] = []
 
     def process(self, inputs, outputs):
         for inp, out in zip(inputs, outputs):
+            self._keys.append(record_key(inp))
             if "sem_seg" in inp:
                 pred = out["sem_seg"].argmax(dim=0).cpu()
                 self._conf += confusion_matrix(
@@ -64,9 +74,11 @@ class OverheadFusionEvaluator(DatasetEvaluator):
                 self._l1_pixels += diff.numel()
 
     def evaluate(self):
-        gathered = comm.gather((self._conf, self._l1_sum, self._l1_pixels), dst=0)
+        gathered = comm.gather((self._conf, self._l1_sum, self._l1_pixels, self._keys), dst=0)
         if not comm.is_main_process():
             return {}
+        keys = list(itertools.chain.from_iterable(g[3] for g in gathered))
+        counts, _ = check_coverage(self.dataset_name, keys, self.output_dir)
         conf = sum(g[0] for g in gathered)
         l1_sum, l1_pixels = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
         results = OrderedDict()
@@ -86,4 +98,4 @@ class OverheadFusionEvaluator(DatasetEvaluator):
             os.makedirs(self.output_dir, exist_ok=True)
             with open(os.path.join(self.output_dir, "confusion_matrix.json"), "w") as f:
                 json.dump({"classes": self.class_names, "matrix": conf.tolist()}, f)
-        return OrderedDict(fusion=results)
+        return OrderedDict(fusion=results, records=counts)

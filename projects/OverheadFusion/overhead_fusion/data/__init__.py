@@ -1,18 +1,29 @@
 """Datasets (registered at import), loaders, toy data and the dataset mapper."""
 
-from . import builtin  # noqa: F401  (registers the datasets)
-from .label_formats import LABEL_FORMATS, LabelFormat, decode_color_label, encode_color_label
-from .loaders import load_city_osm, load_tiled_dataset, pair_files
+from . import builtin, checks  # noqa: F401  (registers the datasets and start-up checks)
+from .label_formats import (
+    IGNORE_LABEL,
+    LABEL_FORMATS,
+    LabelFormat,
+    decode_color_label,
+    encode_color_label,
+    label_unknown_fraction,
+)
+from .loaders import MIN_TILE_SIDE, load_city_osm, load_tiled_dataset, pair_files, scan_pairs
 from .mapper import OverheadFusionDatasetMapper, read_tile, tile_box
 
 __all__ = [
+    "IGNORE_LABEL",
+    "MIN_TILE_SIDE",
     "LABEL_FORMATS",
     "LabelFormat",
     "decode_color_label",
     "encode_color_label",
+    "label_unknown_fraction",
     "load_city_osm",
     "load_tiled_dataset",
     "pair_files",
+    "scan_pairs",
     "OverheadFusionDatasetMapper",
     "read_tile",
     "tile_box",

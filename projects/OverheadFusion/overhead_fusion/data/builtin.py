@@ -7,7 +7,7 @@ import os
 
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
-from .label_formats import LABEL_FORMATS
+from .label_formats import IGNORE_LABEL, LABEL_FORMATS
 from .loaders import load_city_osm, load_tiled_dataset
 from .toy import TOY_GRID, TOY_SPLITS, TOY_TILE_SIZE, generate_toy_split
 
@@ -68,14 +68,23 @@ def _metadata(label_format: str, **extra):
         stuff_classes=list(fmt.classes),
         stuff_colors=fmt.class_colors().tolist(),
         label_format=label_format,
-        ignore_label=255,
+        ignore_label=IGNORE_LABEL,
         evaluator_type="overhead_fusion",
         **extra,
     )
 
 
+def _full_decode(name: str) -> bool:
+    # Evaluation sets are decoded completely at load, so a truncated file is excluded (and
+    # reported) instead of reaching the evaluation; training sets read headers only and leave
+    # the decoding to the mapper, which skips and counts bad tiles.
+    return not name.endswith("_train")
+
+
 def register_tiled_dataset(name, image_dir, label_dir, label_format, *args, **kwargs):
-    """Registers one generic tiled dataset (arguments as ``load_tiled_dataset``)."""
+    """Registers one generic tiled dataset (arguments as ``load_tiled_dataset``; ``full_decode``
+    defaults to True except for names ending in ``_train``)."""
+    kwargs.setdefault("full_decode", _full_decode(name))
     register_dataset_once(
         name,
         lambda: load_tiled_dataset(image_dir, label_dir, label_format, *args, **kwargs),
@@ -86,7 +95,9 @@ def register_tiled_dataset(name, image_dir, label_dir, label_format, *args, **kw
 def _load_toy(root: str, split: str):
     directory = os.path.join(toy_dir(root), split)
     ensure_generated(directory, lambda tmp: generate_toy_split(tmp, split))
-    return load_city_osm(directory, crop=TOY_TILE_SIZE, grid=TOY_GRID)
+    return load_city_osm(
+        directory, crop=TOY_TILE_SIZE, grid=TOY_GRID, full_decode=_full_decode(f"_{split}")
+    )
 
 
 def register_all_overhead_fusion(root: str = None) -> None:
@@ -94,9 +105,10 @@ def register_all_overhead_fusion(root: str = None) -> None:
     root = root or datasets_root()
     for name, (city, keys) in _CITY_OSM_SPLITS.items():
         city_dir = os.path.join(root, "city_osm", city)
+        full = _full_decode(name)
         register_dataset_once(
             name,
-            lambda d=city_dir, k=keys: load_city_osm(d, keys=k),
+            lambda d=city_dir, k=keys, f=full: load_city_osm(d, keys=k, full_decode=f),
             **_metadata("city_osm", image_root=city_dir),
         )
     for name, (img, lab, fmt, isuf, lsuf, crop, grid) in _TILED_SPLITS.items():

@@ -1,11 +1,35 @@
-"""Colour tables of the label PNGs this project reads, and the colour -> class-id decoding."""
+"""Colour tables of the label PNGs this project reads, and the colour -> class-id decoding.
+
+A colour that is in no table entry is never given a class: it decodes to ``IGNORE_LABEL``
+(excluded from the loss and from evaluation, like detectron2's ``ignore_label``), and the
+fraction of such pixels is reported with a warning (see :func:`label_unknown_fraction`).
+"""
 
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np
 
-__all__ = ["LabelFormat", "LABEL_FORMATS", "decode_color_label", "encode_color_label"]
+from d2common.data.validation import unknown_value_fraction
+
+__all__ = [
+    "IGNORE_LABEL",
+    "MAX_UNKNOWN_FRACTION",
+    "LabelFormat",
+    "LABEL_FORMATS",
+    "decode_color_label",
+    "encode_color_label",
+    "label_unknown_fraction",
+]
+
+# Class id of pixels whose colour is in no table entry (the datasets' metadata ``ignore_label``;
+# MODEL.OVERHEAD_FUSION.IGNORE_VALUE must equal it, which a start-up check enforces).
+IGNORE_LABEL = 255
+# A label mostly of unknown colours belongs to another colour table (a wrong label format):
+# it is rejected rather than trained on as "ignore everywhere".
+MAX_UNKNOWN_FRACTION = 0.5
+# Candidates for the colour of ignored pixels in written labels: the first one outside a table.
+_IGNORE_COLORS = ((0, 0, 0), (255, 0, 255), (128, 128, 128))
 
 
 @dataclass(frozen=True)
@@ -16,7 +40,7 @@ class LabelFormat:
     # (r, g, b) -> class id; several colours may map to one class.
     colors: Tuple[Tuple[Tuple[int, int, int], int], ...]
     # Class id of pixels whose colour is in no table entry.
-    unmatched: int = 0
+    unmatched: int = IGNORE_LABEL
 
     def class_colors(self):
         """(C, 3) uint8, the first colour listed for every class (for visualisation)."""
@@ -24,6 +48,11 @@ class LabelFormat:
         for color, cls in reversed(self.colors):
             out[cls] = color
         return out
+
+    def ignore_color(self) -> Tuple[int, int, int]:
+        """A colour outside the table, written for ``IGNORE_LABEL`` pixels (decodes back to it)."""
+        used = {tuple(c) for c, _ in self.colors}
+        return next(c for c in _IGNORE_COLORS if c not in used)
 
 
 LABEL_FORMATS: Dict[str, LabelFormat] = {
@@ -52,7 +81,6 @@ LABEL_FORMATS: Dict[str, LabelFormat] = {
             ((255, 255, 0), 4),
             ((255, 0, 0), 5),
         ),
-        unmatched=5,
     ),
 }
 
@@ -63,7 +91,11 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 
 def decode_color_label(label_rgb: np.ndarray, fmt: LabelFormat) -> np.ndarray:
-    """(H, W, 3) uint8 RGB label image -> (H, W) uint8 class ids; unknown colours -> unmatched."""
+    """(H, W, 3) uint8 RGB label image -> (H, W) uint8 class ids.
+
+    Colours in no table entry become ``fmt.unmatched`` (``IGNORE_LABEL`` for every built-in
+    format); :func:`label_unknown_fraction` says how many there are.
+    """
     if label_rgb.ndim != 3 or label_rgb.shape[2] != 3:
         raise ValueError(f"label image must be HxWx3 RGB, got shape {label_rgb.shape}")
     keys = np.array([_pack(np.array(c)) for c, _ in fmt.colors], dtype=np.int64)
@@ -76,5 +108,21 @@ def decode_color_label(label_rgb: np.ndarray, fmt: LabelFormat) -> np.ndarray:
 
 
 def encode_color_label(ids: np.ndarray, fmt: LabelFormat) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) uint8 RGB in the format's colours."""
-    return fmt.class_colors()[ids]
+    """(H, W) class ids -> (H, W, 3) uint8 RGB in the format's colours; ``IGNORE_LABEL`` pixels
+    get :meth:`LabelFormat.ignore_color`."""
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(fmt.classes)] = fmt.class_colors()
+    table[IGNORE_LABEL] = fmt.ignore_color()
+    return table[ids]
+
+
+def label_unknown_fraction(
+    label_rgb: np.ndarray, fmt: LabelFormat, path: str, max_fraction: float = MAX_UNKNOWN_FRACTION
+) -> float:
+    """Fraction of the pixels of an (H, W, 3) RGB label whose colour is not in ``fmt``.
+
+    Warns (naming ``path`` and the fraction) when there are any; raises
+    :class:`~d2common.data.validation.BadSampleError` above ``max_fraction``.
+    """
+    allowed = [int(k) for k in np.unique([_pack(np.array(c)) for c, _ in fmt.colors])]
+    return unknown_value_fraction(_pack(label_rgb), allowed, path, max_fraction=max_fraction)

@@ -3,60 +3,110 @@
 Every dict describes one tile of a large image: ``tile = [row, col, grid, crop]`` means the
 top-left ``crop`` x ``crop`` square (``crop = 0``: the largest square) is split into a
 ``grid`` x ``grid`` array of tiles; the mapper reads the image, cuts the tile and resizes it.
+
+Loading never lets a bad pair through silently. Two files with one key fail with both paths;
+unpaired files, keys of a split without files, unreadable, empty, too small and mismatched
+image / label pairs are left out, every tile of them listed with its reason in the
+:class:`~d2common.data.validation.LoadReport` of the returned records. With ``full_decode``
+(test splits) both files are decoded completely, which also finds truncated files and label
+colours outside the table.
 """
 
 import logging
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from .label_formats import LABEL_FORMATS
+from d2common.data.validation import (
+    BadSampleError,
+    RecordList,
+    check_same_size,
+    check_unique_keys,
+    finalize_records,
+    read_image_checked,
+    read_image_size,
+)
 
-__all__ = ["IMAGE_EXTENSIONS", "pair_files", "load_tiled_dataset", "load_city_osm"]
+from .label_formats import LABEL_FORMATS, LabelFormat, label_unknown_fraction
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MIN_TILE_SIDE",
+    "check_pair",
+    "check_tiling",
+    "pair_files",
+    "scan_pairs",
+    "load_tiled_dataset",
+    "load_city_osm",
+]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+# Smallest tile side (pixels of the source image) accepted: below it a tile resized to the
+# network input is an upsampled blur, not an overhead image.
+MIN_TILE_SIDE = 16
 
 
 def _index(directory: str, suffix: str) -> Dict[str, str]:
-    files = {}
+    files = []
     for name in sorted(os.listdir(directory)):
         stem, ext = os.path.splitext(name)
         if ext.lower() in IMAGE_EXTENSIONS and stem.endswith(suffix):
-            files[stem[: len(stem) - len(suffix)] if suffix else stem] = os.path.join(
-                directory, name
-            )
-    return files
+            key = stem[: len(stem) - len(suffix)] if suffix else stem
+            files.append((key, os.path.join(directory, name)))
+    # berlin1_image.png beside berlin1_image.tif: refuse rather than pick one of them.
+    check_unique_keys(files, f"image (in {directory})")
+    return dict(files)
 
 
-def pair_files(
+def scan_pairs(
     image_dir: str, label_dir: str, image_suffix: str = "", label_suffix: str = ""
-) -> List[Tuple[str, str, str]]:
+) -> Tuple[List[Tuple[str, str, str]], List[Tuple[str, str, str]]]:
     """Pairs images and label images whose names agree once the suffixes are removed.
 
-    ``berlin1_image.png`` / ``berlin1_labels.png`` pair with suffixes ``_image`` / ``_labels``.
-    Unpaired and empty files are skipped with a warning that counts them.
-
     Returns:
-        sorted list of (key, image path, label path).
+        (sorted (key, image path, label path) pairs, sorted (key, path, reason) of unpaired
+        files).
+
+    Raises:
+        FileNotFoundError: a folder is missing.
+        ValueError: two files of one folder share a key (both paths named).
     """
     for d in (image_dir, label_dir):
         if not os.path.isdir(d):
             raise FileNotFoundError(f"dataset folder {d} does not exist")
     images, labels = _index(image_dir, image_suffix), _index(label_dir, label_suffix)
-    pairs, unpaired, empty = [], sorted(set(images) ^ set(labels)), []
-    for key in sorted(set(images) & set(labels)):
-        if os.path.getsize(images[key]) == 0 or os.path.getsize(labels[key]) == 0:
+    pairs = [(k, images[k], labels[k]) for k in sorted(set(images) & set(labels))]
+    unpaired = [(k, images[k], "unpaired: no label image") for k in images if k not in labels]
+    unpaired += [(k, labels[k], "unpaired: no image") for k in labels if k not in images]
+    return pairs, sorted(unpaired)
+
+
+def pair_files(
+    image_dir: str, label_dir: str, image_suffix: str = "", label_suffix: str = ""
+) -> List[Tuple[str, str, str]]:
+    """The pairs of :func:`scan_pairs`; unpaired and empty files are skipped with a warning that
+    counts them.
+
+    ``berlin1_image.png`` / ``berlin1_labels.png`` pair with suffixes ``_image`` / ``_labels``.
+
+    Returns:
+        sorted list of (key, image path, label path).
+    """
+    found, unpaired = scan_pairs(image_dir, label_dir, image_suffix, label_suffix)
+    pairs, empty = [], []
+    for key, image, label in found:
+        if os.path.getsize(image) == 0 or os.path.getsize(label) == 0:
             empty.append(key)
             continue
-        pairs.append((key, images[key], labels[key]))
+        pairs.append((key, image, label))
     if unpaired:
         logger.warning(
             "%s / %s: skipped %d files without a partner (e.g. %s)",
             image_dir,
             label_dir,
             len(unpaired),
-            unpaired[0],
+            unpaired[0][1],
         )
     if empty:
         logger.warning("%s: skipped %d empty files (e.g. %s)", image_dir, len(empty), empty[0])
@@ -68,6 +118,49 @@ def pair_files(
     return pairs
 
 
+def check_tiling(path: str, hw, crop: int, grid: int) -> None:
+    """Raises when an image is too small for its tiling: smaller than ``crop`` (its tiles would
+    differ from the declared ones) or with tiles below ``MIN_TILE_SIDE``."""
+    need = max(crop, grid * MIN_TILE_SIDE)
+    if min(hw[:2]) < need:
+        raise BadSampleError(
+            path,
+            f"image of size {hw[0]}x{hw[1]} is too small for {grid}x{grid} tiles of a "
+            f"{crop or 'largest'} px square (needs {need}x{need})",
+        )
+
+
+def check_pair(
+    image_path: str,
+    label_path: str,
+    fmt: LabelFormat,
+    crop: int = 0,
+    grid: int = 1,
+    full_decode: bool = True,
+) -> None:
+    """Validates one image / label pair for a ``grid`` x ``grid`` tiling of a ``crop`` square.
+
+    Args:
+        fmt: the colour table of the label image.
+        full_decode: decode both files completely (finds truncated files and warns about label
+            colours outside the table, raising when they are most of the label); otherwise only
+            the headers are read (missing, empty, unreadable, too small, sizes that differ).
+
+    Raises:
+        BadSampleError: naming the file at fault (for a size mismatch, both files).
+    """
+    if full_decode:
+        image_hw = read_image_checked(image_path, format="RGB").shape[:2]
+        label = read_image_checked(label_path, format="RGB")
+        label_hw = label.shape[:2]
+    else:
+        image_hw, label_hw = read_image_size(image_path), read_image_size(label_path)
+    check_tiling(image_path, image_hw, crop, grid)
+    check_same_size(image_hw, label_hw, image_path, label_path)
+    if full_decode:
+        label_unknown_fraction(label, fmt, label_path)
+
+
 def load_tiled_dataset(
     image_dir: str,
     label_dir: str,
@@ -77,27 +170,48 @@ def load_tiled_dataset(
     crop: int = 0,
     grid: int = 1,
     keys: Sequence[str] = None,
-) -> List[dict]:
+    full_decode: bool = True,
+) -> RecordList:
     """Generic loader: images + colour-coded label images, cut into ``grid`` x ``grid`` tiles.
 
     Args:
         label_format: a key of LABEL_FORMATS (the colour table of the label images).
         crop: side of the top-left square used (0: the largest square of each image).
         grid: tiles per side.
-        keys: optional subset of pair keys (e.g. a split).
+        keys: optional subset of pair keys (e.g. a split); keys without files are reported.
+        full_decode: decode every file at load (test splits: a truncated file is excluded here
+            and never reaches the evaluation). False reads headers only (training splits: the
+            mapper decodes, skips and counts bad files).
 
     Returns:
         detectron2 dataset dicts with "file_name", "sem_seg_file_name", "image_id", "tile",
-        "label_format".
+        "label_format", as a ``RecordList`` whose ``load_report`` lists every excluded tile
+        with its file and reason.
     """
     if label_format not in LABEL_FORMATS:
         raise KeyError(f"unknown label format {label_format}; known: {sorted(LABEL_FORMATS)}")
     if grid < 1 or crop < 0:
         raise ValueError(f"tiling needs grid >= 1 and crop >= 0, got grid={grid}, crop={crop}")
-    wanted = None if keys is None else set(keys)
+    fmt = LABEL_FORMATS[label_format]
+    pairs, unpaired = scan_pairs(image_dir, label_dir, image_suffix, label_suffix)
+    if keys is not None:
+        wanted = set(keys)
+        known = {k for k, _, _ in pairs} | {k for k, _, _ in unpaired}
+        pairs = [p for p in pairs if p[0] in wanted]
+        unpaired = [u for u in unpaired if u[0] in wanted]
+        unpaired += [
+            (k, os.path.join(image_dir, k + image_suffix), "listed in the split but not found")
+            for k in dict.fromkeys(keys)
+            if k not in known
+        ]
+    tiles_per_pair = grid * grid
+    excluded = [(path, reason) for _, path, reason in unpaired for _ in range(tiles_per_pair)]
     dicts = []
-    for key, image, label in pair_files(image_dir, label_dir, image_suffix, label_suffix):
-        if wanted is not None and key not in wanted:
+    for key, image, label in pairs:
+        try:
+            check_pair(image, label, fmt, crop, grid, full_decode)
+        except BadSampleError as e:
+            excluded += [(e.path, e.reason)] * tiles_per_pair
             continue
         for row in range(grid):
             for col in range(grid):
@@ -110,12 +224,28 @@ def load_tiled_dataset(
                         "label_format": label_format,
                     }
                 )
-    return dicts
+    records = finalize_records(dicts, excluded, image_dir)
+    if not dicts:
+        raise FileNotFoundError(
+            f"no usable image / label pairs in {image_dir} (suffix '{image_suffix}') and "
+            f"{label_dir} (suffix '{label_suffix}'): {records.load_report.summary()}"
+        )
+    return records
 
 
-def load_city_osm(city_dir: str, crop: int = 2208, grid: int = 4, keys=None) -> List[dict]:
+def load_city_osm(
+    city_dir: str, crop: int = 2208, grid: int = 4, keys=None, full_decode: bool = True
+) -> RecordList:
     """City-OSM (Kaiser et al. 2017) in its release layout: ``<city>/<city><n>_image.png`` and
     ``<city>/<city><n>_labels.png``; the paper's tiling: 2208 px crop, 4 x 4 tiles."""
     return load_tiled_dataset(
-        city_dir, city_dir, "city_osm", "_image", "_labels", crop=crop, grid=grid, keys=keys
+        city_dir,
+        city_dir,
+        "city_osm",
+        "_image",
+        "_labels",
+        crop=crop,
+        grid=grid,
+        keys=keys,
+        full_decode=full_decode,
     )

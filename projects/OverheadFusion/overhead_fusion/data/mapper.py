@@ -2,18 +2,29 @@
 
 import logging
 import os
-from typing import List, Optional
+from typing import List, Optional, Set
 
 import cv2
 import numpy as np
 import torch
 
 from d2common.data import seeded_rng
+from d2common.data.validation import (
+    BadSampleError,
+    SampleSkipper,
+    check_same_size,
+    read_image_checked,
+)
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, apply_artifacts
-from .label_formats import LABEL_FORMATS, decode_color_label
-from .loaders import IMAGE_EXTENSIONS
+from .label_formats import (
+    LABEL_FORMATS,
+    MAX_UNKNOWN_FRACTION,
+    decode_color_label,
+    label_unknown_fraction,
+)
+from .loaders import IMAGE_EXTENSIONS, check_tiling
 
 __all__ = ["OverheadFusionDatasetMapper", "read_tile", "tile_box"]
 
@@ -31,34 +42,49 @@ def tile_box(height: int, width: int, tile):
     return col * step, row * step, (col + 1) * step, (row + 1) * step
 
 
-def _read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read image {path} (missing, corrupt or unsupported format)")
-    return image[:, :, ::-1]
-
-
-def read_tile(dataset_dict: dict, size: int):
+def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None):
     """Reads the tile of a dataset dict, resized to ``size`` x ``size``.
 
-    Images are resized with area interpolation, labels decoded from their colours and resized
-    with nearest neighbour (bilinear resizing would blend class ids at edges).
+    Both files are fully decoded and checked: a truncated, corrupt or missing file, an image too
+    small for its tiling and a label of another size than its image raise. Images are resized
+    with area interpolation, labels decoded from their colours (colours outside the table become
+    ``IGNORE_LABEL``, with a warning giving their fraction) and resized with nearest neighbour
+    (bilinear resizing would blend class ids at edges).
+
+    Args:
+        warned: label files already warned about (the warning is given once per file; a tile
+            mostly of unknown colours raises every time).
 
     Returns:
         image (size, size, 3) uint8 RGB; labels (size, size) uint8 class ids, or None without a
         label file.
+
+    Raises:
+        BadSampleError: naming the file at fault.
     """
-    image = _read_rgb(dataset_dict["file_name"])
+    image_path = dataset_dict["file_name"]
+    image = read_image_checked(image_path, format="RGB")
     tile = dataset_dict.get("tile", [0, 0, 1, 0])
+    check_tiling(image_path, image.shape, tile[3], tile[2])
     x0, y0, x1, y1 = tile_box(image.shape[0], image.shape[1], tile)
-    image = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
     labels = None
     if "sem_seg_file_name" in dataset_dict:
-        label_rgb = _read_rgb(dataset_dict["sem_seg_file_name"])
+        label_path = dataset_dict["sem_seg_file_name"]
+        label_rgb = read_image_checked(label_path, format="RGB")
+        # A label of another size would be cut at other places: misaligned tiles.
+        check_same_size(image.shape, label_rgb.shape, image_path, label_path)
         fmt = LABEL_FORMATS[dataset_dict.get("label_format", "city_osm")]
-        lx0, ly0, lx1, ly1 = tile_box(label_rgb.shape[0], label_rgb.shape[1], tile)
-        ids = decode_color_label(np.ascontiguousarray(label_rgb[ly0:ly1, lx0:lx1]), fmt)
+        tile_rgb = np.ascontiguousarray(label_rgb[y0:y1, x0:x1])
+        ids = decode_color_label(tile_rgb, fmt)
+        unknown = float((ids == fmt.unmatched).mean())
+        if unknown > 0 and (
+            warned is None or label_path not in warned or unknown > MAX_UNKNOWN_FRACTION
+        ):
+            label_unknown_fraction(tile_rgb, fmt, label_path)
+            if warned is not None:
+                warned.add(label_path)
         labels = cv2.resize(ids, (size, size), interpolation=cv2.INTER_NEAREST)
+    image = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image), labels
 
 
@@ -70,6 +96,9 @@ class OverheadFusionDatasetMapper:
     "sem_seg" (S, S) int64, "artifact_kinds" (V,) int64, plus "image_id", "file_name",
     "height", "width". Training draws fresh artifacts (and V) whenever a sample is loaded;
     evaluation seeds them by (INPUT.OVERHEAD_FUSION.SEED, image_id, repeat).
+
+    A tile that cannot be read (see :func:`read_tile`) is skipped in training with a warning
+    and a count (``num_skipped``); in testing the mapper raises naming the file.
     """
 
     def __init__(self, cfg, is_train: bool = True, repeat: int = 0):
@@ -94,6 +123,13 @@ class OverheadFusionDatasetMapper:
         self.seed = int(c.SEED)
         self.random_flip = bool(c.RANDOM_FLIP) and is_train
         self.cloud_textures = _load_cloud_textures(c.CLOUD_TEXTURE_DIR, is_train, self.size)
+        self.skipper = SampleSkipper(is_train, "tile")
+        self._warned: Set[str] = set()
+
+    @property
+    def num_skipped(self) -> int:
+        """Tiles skipped so far (training only; testing raises instead)."""
+        return self.skipper.num_skipped
 
     def _generator(self, image_id) -> Optional[torch.Generator]:
         if self.is_train:
@@ -120,11 +156,11 @@ class OverheadFusionDatasetMapper:
     def __call__(self, dataset_dict: dict):
         dataset_dict = dict(dataset_dict)
         try:
-            image, labels = read_tile(dataset_dict, self.size)
-        except (OSError, cv2.error, ValueError) as e:
-            # detectron2's loader replaces a None sample by another one.
-            logger.warning("Skipping %s: %s", dataset_dict.get("file_name"), e)
-            return None
+            image, labels = read_tile(dataset_dict, self.size, self._warned)
+        except BadSampleError as e:
+            # Training: skipped, warned about and counted (detectron2's loader draws another
+            # tile). Testing: raises, so that no tile is ever scored in place of another.
+            return self.skipper.skip_or_raise(e)
         if self.random_flip:
             if np.random.rand() < 0.5:
                 image, labels = image[:, ::-1], None if labels is None else labels[:, ::-1]
