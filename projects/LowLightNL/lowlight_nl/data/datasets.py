@@ -74,6 +74,11 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Rec
         raise FileNotFoundError(f"{dataset_name}: image folder {image_root} does not exist")
     data = _read_coco_json(json_file)
     id_map = _set_category_metadata(dataset_name, data["categories"], json_file)
+    excluded = _duplicate_entries(data["images"], image_root, json_file)
+    image_ids = {im["id"] for im in data["images"]}
+    orphans = sum(a.get("image_id") not in image_ids for a in data["annotations"])
+    num_candidates = len(data["images"])
+    del data, image_ids  # pycocotools parses the file again: keep one copy in memory at a time
     try:
         # Without a dataset name detectron2 keeps the file's category ids: they are mapped
         # below, so that an unknown id excludes its image instead of failing the whole load.
@@ -81,7 +86,6 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Rec
     except (ValueError, KeyError, AssertionError) as e:
         raise ValueError(f"{json_file}: not a valid COCO instances file ({e!r})") from e
 
-    excluded = _duplicate_entries(data["images"], image_root, json_file)
     bad_ids = {image_id for image_id, _, _ in excluded}
     kept = []
     for record in records:
@@ -98,8 +102,6 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Rec
         for annotation in record["annotations"]:
             annotation["category_id"] = id_map[annotation["category_id"]]
         kept.append(record)
-    image_ids = {im["id"] for im in data["images"]}
-    orphans = sum(a.get("image_id") not in image_ids for a in data["annotations"])
     if orphans:
         logger.warning(
             "%s: %d annotations refer to image ids that 'images' does not list; ignored",
@@ -109,7 +111,7 @@ def load_coco_records(json_file: str, image_root: str, dataset_name: str) -> Rec
         kept,
         [(path, reason) for _, path, reason in excluded],
         source=f"{dataset_name} ({json_file})",
-        num_candidates=len(data["images"]),
+        num_candidates=num_candidates,
     )
 
 
