@@ -20,7 +20,7 @@ from icm_depth.ops import icm_loss_reference
 
 from .._golden import assert_rel, formula_init_, hash_tensor, hash_uniform, one_training_step
 
-# SI_log and ICM weights kept apart (10 and 0.1 in the demo) so that a swapped weight shows.
+# The demo's weights (SI_log 10, ICM 0.1 per level) differ, so a swapped weight shows.
 OPTS = ["MODEL.DEVICE", "cpu"]
 
 # Written from a run of this test on torch 2.3.1 (CPU); they must not move on another stack.
