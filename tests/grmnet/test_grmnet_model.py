@@ -31,6 +31,7 @@ def all_configs():
     return sorted(
         os.path.relpath(p, root)
         for p in glob.glob(str(root / "configs" / "GRMNet" / "**" / "*.yaml"), recursive=True)
+        if "studies" not in os.path.relpath(p, root).split(os.sep)  # multi-seed study files
     )
 
 
