@@ -281,3 +281,17 @@ def test_start_up_checks(tiny_cfg):
     other = tiny_cfg(opts=["MODEL.META_ARCHITECTURE", "GeneralizedRCNN"])
     other.MODEL.OVERHEAD_FUSION.NUM_CLASSES = 2
     run_dataset_checks(other, names)
+
+
+def test_truncated_cloud_photo_is_left_out_with_its_name(tmp_path, tiny_cfg, caplog):
+    # OpenCV decodes a truncated JPEG with a warning only: it was blended in as a cloud.
+    rng = np.random.default_rng(0)
+    for name in ("c1.png", "c2.jpg"):
+        _write(tmp_path / "clouds" / name, rng.integers(0, 256, (40, 40, 3), np.uint8))
+    _truncate(tmp_path / "clouds" / "c2.jpg")
+    assert cv2.imread(str(tmp_path / "clouds" / "c2.jpg")) is not None
+    cfg = tiny_cfg(opts=["INPUT.OVERHEAD_FUSION.CLOUD_TEXTURE_DIR", str(tmp_path / "clouds")])
+    with caplog.at_level(logging.WARNING):
+        mapper = OverheadFusionDatasetMapper(cfg, is_train=True)
+    assert mapper.cloud_textures.shape == (1, 3, 32, 32)
+    assert "skipped 1 unreadable cloud images" in caplog.text and "c2.jpg" in caplog.text

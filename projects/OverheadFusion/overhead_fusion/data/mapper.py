@@ -193,17 +193,20 @@ def _load_cloud_textures(directory: str, is_train: bool, size: int) -> Optional[
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"INPUT.OVERHEAD_FUSION.CLOUD_TEXTURE_DIR {folder} does not exist")
     textures: List[np.ndarray] = []
-    skipped = 0
+    skipped = []
     for name in sorted(os.listdir(folder)):
         if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
             continue
-        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if image is None:
-            skipped += 1
+        try:
+            image = read_image_checked(os.path.join(folder, name), format="RGB")
+        except BadSampleError as e:
+            skipped.append(str(e))
             continue
-        textures.append(cv2.resize(image[:, :, ::-1], (size, size), interpolation=cv2.INTER_AREA))
+        textures.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
     if skipped:
-        logger.warning("%s: skipped %d unreadable cloud images", folder, skipped)
+        logger.warning(
+            "%s: skipped %d unreadable cloud images, e.g. %s", folder, len(skipped), skipped[0]
+        )
     if not textures:
         raise FileNotFoundError(f"no readable cloud images in {folder}")
     return torch.from_numpy(np.stack(textures)).permute(0, 3, 1, 2).float() / 255.0
