@@ -82,3 +82,13 @@ def test_rerun_refuses_other_parameters_and_keeps_drawn_splits(tmp_path, capsys)
     assert _main([str(src), str(out), "--size", "64", "48", "--overwrite"]) == 0
     assert "21 written, 0 already there" in capsys.readouterr().out
     assert cv2.imread(str(out / "images" / "Objects_000_flash.png")).shape[:2] == (48, 64)
+
+
+def test_a_pair_name_found_twice_stops_before_writing(tmp_path, capsys):
+    """Two source folders holding People_014: one copy would silently replace the other."""
+    src = _faid(tmp_path / "src" / "a", {"People_014": ((24, 32), (24, 32))})
+    _faid(tmp_path / "src" / "b", {"People_014": ((24, 32), (24, 32))})
+    out = tmp_path / "faid"
+    assert _main([str(src.parent), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "People_014" in err and str(tmp_path / "src" / "a") in err and not out.exists()
