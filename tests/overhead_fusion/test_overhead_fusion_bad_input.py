@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, build_detection_test_loader
+from detectron2.modeling import build_model
 
 from d2common.checks import ConfigDataMismatch, run_dataset_checks
 from d2common.data.validation import BadSampleError
@@ -295,3 +296,18 @@ def test_truncated_cloud_photo_is_left_out_with_its_name(tmp_path, tiny_cfg, cap
         mapper = OverheadFusionDatasetMapper(cfg, is_train=True)
     assert mapper.cloud_textures.shape == (1, 3, 32, 32)
     assert "skipped 1 unreadable cloud images" in caplog.text and "c2.jpg" in caplog.text
+
+
+def test_trainer_evaluation_reports_the_excluded_tile(tmp_path, tiny_cfg):
+    """The same through ``OverheadFusionTrainer.test`` with a model and two repeats."""
+    for i, key in enumerate(("t1", "t2", "t3")):
+        _pair(tmp_path, key, seed=i)
+    _truncate(tmp_path / "labels" / "t3.png")
+    name = "overhead_fusion_test_trainer_tiles_val"
+    register_tiled_dataset(
+        name, str(tmp_path / "images"), str(tmp_path / "labels"), "city_osm", "", "", 0, 1
+    )
+    cfg = tiny_cfg(opts=["DATASETS.TEST", f"('{name}',)", "TEST.OVERHEAD_FUSION.REPEATS", "2"])
+    results = OverheadFusionTrainer.test(cfg, build_model(cfg).eval())
+    assert results["records"]["evaluated"] == 2.0 and results["records"]["excluded"] == 1.0
+    assert np.isfinite(results["fusion"]["mIoU"])
