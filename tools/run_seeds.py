@@ -14,13 +14,18 @@ where it stopped. ``summary.json`` and ``summary.md`` are rewritten after every 
 
 A study file (YAML or JSON) names the arms; ``seeds``, ``metrics`` and ``alpha`` are optional:
 
-    title: "FlashAmbient demo: cGAN vs identity vs R only"
+    title: "FlashAmbient demo: cGAN vs identity vs a smaller adversarial weight"
     seeds: [0, 1, 2]
     metrics: [flash_ambient/PSNR]
     arms:
       - {label: "cGAN", config: configs/FlashAmbient/demo.yaml}
       - {label: "identity", config: configs/FlashAmbient/demo_identity.yaml, eval_only: true}
-      - {label: "K = 0", config: configs/GRMNet/demo.yaml, opts: {MODEL.GRMNET.GRM.TOP_K: 0}}
+      - label: "cGAN, lambda 0.001"
+        config: configs/FlashAmbient/demo.yaml
+        opts: {MODEL.FLASH_AMBIENT.ADV_WEIGHT: 0.001}
+
+Statistics and reports: ``seed_stats.py``. Exit status 1 when a run failed (rerun to retry
+only those), 2 for a bad study file or command line.
 """
 import argparse
 import datetime
@@ -178,23 +183,27 @@ def parse_args(argv=None):
         nargs="+",
         action="append",
         default=[],
-        metavar="LABEL CONFIG [KEY VALUE ...]",
-        help="a training arm given on the command line (repeat for every arm)",
+        metavar="ITEM",
+        help="LABEL CONFIG [KEY VALUE ...]: a training arm (repeat --arm for every arm)",
     )
     parser.add_argument(
         "--eval-arm",
         nargs="+",
         action="append",
         default=[],
-        metavar="LABEL CONFIG [KEY VALUE ...]",
-        help="an arm run with --eval-only (a baseline without training)",
+        metavar="ITEM",
+        help="LABEL CONFIG [KEY VALUE ...]: an arm run with --eval-only (no training)",
     )
     parser.add_argument("--name", default="cli", help="output folder of the command-line arms")
     parser.add_argument(
-        "--seeds", nargs="+", type=int, help="seeds (default: the study's, or 0 1 2)"
+        "--seeds", nargs="+", type=int, metavar="S", help="seeds (default: the study's, or 0 1 2)"
     )
-    parser.add_argument("--num-seeds", type=int, help="seeds 0 .. N-1 (instead of --seeds)")
-    parser.add_argument("--metrics", nargs="+", help="result keys to report (default: the study's)")
+    parser.add_argument(
+        "--num-seeds", type=int, metavar="N", help="seeds 0 .. N-1 (instead of --seeds)"
+    )
+    parser.add_argument(
+        "--metrics", nargs="+", metavar="KEY", help="result keys to report (default: the study's)"
+    )
     parser.add_argument("--alpha", type=float, help="significance level (default: 0.05)")
     parser.add_argument("--output-dir", default="output/seeds", help="root of the study folders")
     parser.add_argument(
