@@ -29,10 +29,12 @@ only those), 2 for a bad study file or command line.
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,9 +260,36 @@ def run_dir(output_dir: Path, study: Study, arm: Arm, seed: int) -> Path:
     return Path(output_dir) / study.name / run_demo.slug(arm.label) / f"seed_{seed}"
 
 
+def config_digest(config_file: str) -> str:
+    """sha256 of the texts of ``config_file`` and of every ``_BASE_`` it inherits from, so that
+    an edited config is not mistaken for the one a finished run used."""
+    digest = hashlib.sha256()
+    path, seen = (REPO / config_file).resolve(), set()
+    while path not in seen:
+        seen.add(path)
+        text = path.read_text()
+        digest.update(str(path.relative_to(REPO) if path.is_relative_to(REPO) else path).encode())
+        digest.update(text.encode())
+        try:
+            base = (yaml.safe_load(text) or {}).get("_BASE_")
+        except yaml.YAMLError:
+            base = None
+        if not isinstance(base, str):
+            break
+        path = (path.parent / Path(base).expanduser()).resolve()
+    return digest.hexdigest()[:16]
+
+
 def identity(arm: Arm, seed: int) -> dict:
-    """What a finished run must match to be reused: config, overrides, mode and seed."""
-    return {"config": arm.config, "opts": list(arm.opts), "eval_only": arm.eval_only, "seed": seed}
+    """What a finished run must match to be reused: config (name and content), overrides, mode
+    and seed."""
+    return {
+        "config": arm.config,
+        "config_digest": config_digest(arm.config),
+        "opts": list(arm.opts),
+        "eval_only": arm.eval_only,
+        "seed": seed,
+    }
 
 
 def finished_run(folder: Path, arm: Arm, seed: int) -> Optional[dict]:
@@ -276,11 +305,13 @@ def finished_run(folder: Path, arm: Arm, seed: int) -> Optional[dict]:
         record = json.loads(record_file.read_text())
     except ValueError as e:
         raise StudyError(f"{record_file}: unreadable run record ({e}); delete it to rerun") from e
-    stored = {k: record.get(k) for k in identity(arm, seed)}
-    if stored != identity(arm, seed):
+    expected = identity(arm, seed)
+    changed = [k for k in expected if record.get(k) != expected[k]]
+    if changed:
+        what = ", ".join(f"{k} {record.get(k)!r} (now {expected[k]!r})" for k in changed)
         raise StudyError(
-            f"{record_file}: a finished run of {stored}, not of {identity(arm, seed)}; "
-            "delete that folder or choose another --output-dir"
+            f"{record_file}: this finished run had {what}; delete {Path(folder)} to rerun it, or "
+            "choose another --output-dir"
         )
     return record
 
@@ -309,6 +340,7 @@ def execute(folder: Path, arm: Arm, seed: int, runner=run_demo.run_one) -> dict:
         "label": arm.label,
         **identity(arm, seed),
         "started": started,
+        "git_commit": _git_commit(),
         "seconds": round(seconds, 2),
         # The time of a run on a shared machine means little without the load it ran under.
         "host": platform.node(),
@@ -330,6 +362,25 @@ def execute(folder: Path, arm: Arm, seed: int, runner=run_demo.run_one) -> dict:
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(folder / "run.json")
     return record
+
+
+def _git_commit() -> Optional[str]:
+    """HEAD of the repository, with "+changes" when the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def report_metrics(study: Study, arms_runs: List[dict]) -> List[str]:

@@ -290,7 +290,7 @@ def test_finished_runs_are_not_rerun(tmp_path):
     record = json.loads((tmp_path / "s/ours/seed_2/run.json").read_text())
     assert record["seed"] == 2 and record["metrics"]["m"] == pytest.approx(10.2)
     assert record["seconds"] == 2.0 and "started" in record and "SEED 2" in record["command"]
-    assert {"host", "load_1min_at_start", "omp_num_threads"} <= set(record)
+    assert {"host", "load_1min_at_start", "omp_num_threads", "git_commit"} <= set(record)
     assert not (tmp_path / "s/ours/seed_1/run.json").exists()
     assert summary["arms"][0]["failed_seeds"] == [1]
     assert any("(1/6) ours, seed 0: running" in line for line in logs)
@@ -329,9 +329,28 @@ def test_a_changed_arm_does_not_reuse_old_runs(tmp_path):
     changed = _study(seeds=(0,))
     changed.arms[1].opts = ["SOLVER.MAX_ITER", "4"]
     runner = FakeRunner()
-    with pytest.raises(run_seeds.StudyError, match="a finished run of"):
+    with pytest.raises(run_seeds.StudyError, match=r"this finished run had opts .*\(now"):
         run_seeds.run_study(changed, tmp_path, runner, log=_collect([]))
     assert runner.calls == []  # checked before anything runs
+
+
+def test_an_edited_base_config_does_not_reuse_old_runs(tmp_path):
+    base = tmp_path / "configs" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text("SOLVER:\n  MAX_ITER: 3\n")
+    leaf = base.parent / "leaf.yaml"
+    leaf.write_text('_BASE_: "base.yaml"\nSOLVER:\n  BASE_LR: 0.1\n')
+    study = run_seeds.Study(
+        name="s", title="s", arms=[run_seeds.Arm("a", str(leaf))], seeds=[0], metrics=["m"]
+    )
+    out = tmp_path / "out"
+    run_seeds.run_study(study, out, FakeRunner(), log=_collect([]))
+    run_seeds.run_study(study, out, FakeRunner(), log=_collect([]))  # unchanged: reused
+    record = json.loads((out / "s/a/seed_0/run.json").read_text())
+    assert record["config_digest"] == run_seeds.config_digest(str(leaf))
+    base.write_text("SOLVER:\n  MAX_ITER: 4\n")
+    with pytest.raises(run_seeds.StudyError, match="config_digest"):
+        run_seeds.run_study(study, out, FakeRunner(), log=_collect([]))
 
 
 def test_stale_results_and_wrong_seed_are_not_read(tmp_path):
