@@ -27,7 +27,7 @@ def test_evaluator_pools_the_whole_set(tiny_cfg):
     gt2 = torch.tensor([[2, 0], [0, 0]])
     pred2 = torch.tensor([[1, 0], [0, 0]])
     fused2 = clean.clone()
-    fused2[:, 0, 0] = 0.5  # L1 of that pixel: 3 x 0.5
+    fused2[0, 0, 0], fused2[1, 0, 0], fused2[2, 1, 1] = 0.5, 0.25, 1.0  # |diff| sum: 1.75
     inputs = [{"image_id": i, "sem_seg": gt, "image": clean} for i, gt in (("a", gt1), ("b", gt2))]
     ev.process(inputs[:1], [{"sem_seg": _one_hot(pred1), "fused": clean}])
     ev.process(inputs[1:], [{"sem_seg": _one_hot(pred2), "fused": fused2}])
@@ -38,7 +38,11 @@ def test_evaluator_pools_the_whole_set(tiny_cfg):
     assert res["IoU-road"] == pytest.approx(0.0)
     assert res["mIoU"] == pytest.approx(100 / 3)
     assert res["fwIoU"] == pytest.approx(100 * 7 / 8)
-    assert res["L1"] == pytest.approx(1.5 / 8)
+    # The paper's L1: mean over all 2 x 3 x 2 x 2 elements; the RGB sum: mean over 8 pixels.
+    assert res["L1"] == pytest.approx(1.75 / 24)
+    assert res["L1_rgb_sum"] == pytest.approx(1.75 / 8)
+    both = torch.stack([clean, fused2]) - torch.stack([clean, clean])
+    assert res["L1"] == pytest.approx(float(both.abs().mean()))
 
 
 def test_evaluator_rejects_a_class_count_mismatch(tiny_cfg):

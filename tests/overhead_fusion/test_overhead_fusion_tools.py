@@ -69,6 +69,8 @@ def test_reproduce_tool_tiny_run(toy_root, tiny_opts, tmp_path, monkeypatch, cap
     assert "Ours (quality)" in table and "L1 baseline / ours" in table
     results = json.loads(path.read_text())["results"]["toy"]
     assert set(results) == {"quality", "mean"} and "L1" in results["mean"]
+    assert "L1 RGB sum" in table and "the paper's L1" in table
+    assert results["mean"]["L1_rgb_sum"] == pytest.approx(3 * results["mean"]["L1"])
 
 
 def test_reproduce_tool_cuts_the_real_road_tiles(tmp_path):

@@ -142,7 +142,8 @@ class OverheadFusionNet(nn.Module):
                 raise ValueError('training inputs need "sem_seg" labels')
             target = self._stack([x["sem_seg"] for x in batched_inputs], self.ignore_value).long()
             if clean is not None:
-                l1 = (fused.detach() - clean).abs().sum(dim=1).mean()
+                # The paper's L1: mean over all elements (pixels and channels).
+                l1 = (fused.detach() - clean).abs().mean()
                 get_event_storage().put_scalar("overhead_fusion/train_fused_l1", float(l1))
             loss = weighted_cross_entropy(logits, target, self.class_weights, self.ignore_value)
             return {"loss_sem_seg": loss}
