@@ -196,3 +196,62 @@ def test_converted_swin_checkpoint_loads_into_the_encoder(tmp_path):
     weight = model.backbone.encoder.patch_embed.proj.weight
     assert torch.all(weight == 0.5)
     assert not torch.all(model.backbone.lateral[0].weight == 0.5)
+
+
+def _frame(seed, size=(40, 56), instances=True, depth_valid=True):
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    depth = torch.rand(h, w, generator=g) * 20 + 1
+    ids = torch.zeros(h, w, dtype=torch.long)
+    if instances:
+        ids[5:20, 8:30] = 1
+        ids[22:38, 30:50] = 2
+        depth[ids == 1] = 6.0 + torch.rand(int((ids == 1).sum()), generator=g)
+    if not depth_valid:
+        depth[:] = 0
+    return {"image": torch.rand(3, h, w, generator=g) * 255, "depth": depth, "instance_ids": ids}
+
+
+def test_model_losses_average_over_the_frames_that_contribute():
+    """A frame without instances and one without valid depth do not pull the means to 0."""
+    torch.manual_seed(0)
+    model = _tiny_model()
+    model.train()
+    valid = [_frame(1), _frame(2)]
+    no_instances, no_depth = _frame(3, instances=False), _frame(4, depth_valid=False)
+    with EventStorage(0), torch.no_grad():
+        two_valid = model(valid)
+        mixed = model(valid + [no_instances, no_depth])
+        silog_with_x = model(valid + [no_instances])["loss_silog"]
+        alone = model([no_instances, no_depth])
+    for key in ("loss_icm_f1", "loss_icm_f2", "loss_icm_f3"):
+        torch.testing.assert_close(mixed[key], two_valid[key], rtol=1e-5, atol=1e-6)
+        assert float(alone[key]) == 0.0
+    # SI_log: the frame without instances has valid depth and counts; the empty one does not.
+    torch.testing.assert_close(mixed["loss_silog"], silog_with_x, rtol=1e-5, atol=1e-6)
+    with EventStorage(0), torch.no_grad():
+        only_x = model([no_instances])["loss_silog"]
+    torch.testing.assert_close(alone["loss_silog"], only_x, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("update", ["sequential", "independent"])
+def test_weight_decay_is_selected_by_full_parameter_name(update):
+    from icm_depth.engine import ICMDepthTrainer
+
+    cfg = plugin_cfg(
+        "configs/ICMDepth/demo.yaml", TINY + ["MODEL.ICM_DEPTH.CLUSTER_UPDATE", update]
+    )
+    model = build_model(cfg)
+    opt = ICMDepthTrainer.build_optimizer(cfg, model)
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    clusters = [n for n in names if n.startswith("decoder.clusters")]
+    expected = ["decoder.clusters"] if update == "sequential" else [
+        "decoder.clusters.0", "decoder.clusters.1", "decoder.clusters.2"
+    ]  # fmt: skip
+    assert clusters == expected
+    assert all(decay[id(names[n])] == 0.0 for n in clusters)
+    assert decay[id(names["decoder.updates.0.to_q.weight"])] == cfg.SOLVER.WEIGHT_DECAY > 0
+    assert decay[id(names["decoder.updates.0.to_q.bias"])] == 0.0
+    assert decay[id(names["decoder.updates.0.norm_clusters.weight"])] == 0.0
+    assert len(decay) == len(names)  # every parameter in exactly one group

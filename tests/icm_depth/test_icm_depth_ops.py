@@ -27,8 +27,11 @@ from icm_depth.ops import (
 DEVICES = cuda_devices()
 
 
-def naive_icm_loss(attns, level_sizes, depth, ids, m=2.0, eps=1e-6):
-    """Eq. (4)-(6) element by element (Python loops over pixels, clusters and instances)."""
+def naive_icm_loss(attns, level_sizes, depth, ids, m=2.0, eps=1e-6, normalizer="matched"):
+    """Eq. (4)-(6) element by element (Python loops over pixels, clusters and instances).
+
+    Frames without an instance holding valid depth are left out of the batch mean.
+    """
     batch, height, width = depth.shape
     out = []
     for attn, (h, w) in zip(attns, level_sizes):
@@ -43,7 +46,6 @@ def naive_icm_loss(attns, level_sizes, depth, ids, m=2.0, eps=1e-6):
                 }
             )
             if not labels:
-                per_image.append(0.0)
                 continue
             centroid = {
                 i: float(
@@ -93,8 +95,9 @@ def naive_icm_loss(attns, level_sizes, depth, ids, m=2.0, eps=1e-6):
                         total += -(1 - gh) * math.log(max(1 - ah, eps))
                     cost[i, col] = total
             r, c = linear_sum_assignment(cost)
-            per_image.append(float(cost[r, c].mean()))
-        out.append(float(np.mean(per_image)))
+            divisor = len(r) if normalizer == "matched" else attn.shape[1]
+            per_image.append(float(cost[r, c].sum()) / divisor)
+        out.append(float(np.mean(per_image)) if per_image else 0.0)
     return out
 
 
@@ -154,6 +157,63 @@ def test_icm_loss_frame_without_depth_on_its_instance():
     want = naive_icm_loss(attns, sizes, depth.numpy(), ids.numpy())
     assert math.isfinite(float(got[0]))
     np.testing.assert_allclose(float(got[0]), want[0], rtol=1e-4)
+
+
+def test_icm_loss_clusters_normalizer_divides_by_n_and_matches_per_element_equations():
+    depth, ids = random_scene(11, batch=2, num_instances=3)
+    sizes = [(2, 3), (8, 12)]
+    attns = random_attn(12, 2, 5, sizes)
+    matched = icm_loss(attns, sizes, depth, ids)
+    clusters = icm_loss(attns, sizes, depth, ids, normalizer="clusters")
+    want = naive_icm_loss(attns, sizes, depth.numpy(), ids.numpy(), normalizer="clusters")
+    np.testing.assert_allclose([float(v) for v in clusters], want, rtol=1e-4)
+    ref = icm_loss_reference(
+        [a.numpy() for a in attns], sizes, depth.numpy(), ids.numpy(), normalizer="clusters"
+    )
+    np.testing.assert_allclose(ref, want, rtol=1e-6)
+    # Both frames hold 3 instances with valid depth: sum / 5 = mean over 3 pairs * 3 / 5.
+    np.testing.assert_allclose(
+        [float(v) for v in clusters], [0.6 * float(v) for v in matched], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="normalizer"):
+        icm_loss(attns, sizes, depth, ids, normalizer="n")
+
+
+def test_icm_targets_receive_no_gradient():
+    depth, ids = random_scene(13, batch=2)
+    depth.requires_grad_()
+    attn = random_attn(14, 2, 4, [(4, 6)])[0].requires_grad_()
+    (loss,) = icm_loss([attn], [(4, 6)], depth, ids)
+    loss.backward()
+    assert depth.grad is None
+    assert attn.grad is not None and attn.grad.abs().sum() > 0
+    pred = (torch.rand(2, 8, 12) + 1).requires_grad_()
+    target = (torch.rand(2, 8, 12) + 1).requires_grad_()
+    silog_loss(pred, target, torch.ones(2, 8, 12, dtype=torch.bool)).backward()
+    assert target.grad is None and pred.grad.abs().sum() > 0
+
+
+def test_batch_means_leave_out_frames_that_do_not_contribute():
+    """[valid frame, frame without instances, frame without valid depth] == [valid frame]."""
+    depth, ids = random_scene(15, batch=3, num_instances=3)
+    ids[1] = 0  # no instances (depth valid: counts for SI_log, not for ICM)
+    depth[2] = 0  # instances but no valid depth: counts for neither
+    sizes = [(4, 6), (8, 12)]
+    attns = random_attn(16, 3, 4, sizes)
+    for normalizer in ("matched", "clusters"):
+        got = icm_loss(attns, sizes, depth, ids, normalizer=normalizer)
+        alone = icm_loss([a[:1] for a in attns], sizes, depth[:1], ids[:1], normalizer=normalizer)
+        np.testing.assert_allclose([float(v) for v in got], [float(v) for v in alone], rtol=1e-6)
+    pred = torch.rand(3, 8, 12, generator=torch.Generator().manual_seed(17)) * 20 + 1
+    valid = depth > 0
+    got = silog_loss(pred, depth, valid)
+    two = silog_loss(pred[:2], depth[:2], valid[:2])
+    torch.testing.assert_close(got, two)
+    # Nothing contributes: zero, finite, still differentiable.
+    empty = icm_loss([a[1:] for a in attns], sizes, depth[1:], ids[1:])
+    assert [float(v) for v in empty] == [0.0, 0.0]
+    none = silog_loss(pred[2:].requires_grad_(), depth[2:], valid[2:])
+    assert float(none) == 0.0
 
 
 def test_icm_gradient_pulls_matched_cluster_towards_instance():
@@ -281,8 +341,7 @@ def test_silog_matches_numpy(device):
     per = []
     for b in range(3):
         if not valid[b].any():
-            per.append(0.0)
-            continue
+            continue  # left out of the mean, not counted as 0
         d = np.log(pred[b][valid[b]].double().numpy() + 1e-6) - np.log(
             gt[b][valid[b]].double().numpy() + 1e-6
         )

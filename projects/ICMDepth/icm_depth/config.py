@@ -61,6 +61,9 @@ def _model_config():
     _C.LOSS.ICM_LEVELS = [1, 2, 3]
     # Degree of fuzziness m of eq. (4) (paper: 2).
     _C.LOSS.FUZZINESS = 2.0
+    # Divisor of eq. (6) per image: "matched" (the min(N, M) matched pairs, a mean cost per
+    # instance) or "clusters" (N, eq. (6) read literally: the loss then scales with M / N).
+    _C.LOSS.ICM_NORMALIZER = "matched"
     return _C
 
 
@@ -92,4 +95,8 @@ def _solver_config():
     _C.BETAS = [0.9, 0.999]
     # Learning-rate multiplier of the pre-trained encoder (iDisc: 2e-5 / 2e-4 = 0.1).
     _C.ENCODER_LR_FACTOR = 0.1
+    # Regular expressions searched in FULL parameter names whose parameters get no weight decay
+    # (norms and biases never do): the depth clusters, the sequential decoder's
+    # decoder.clusters and the independent decoder's decoder.clusters.0 / .1 / .2 alike.
+    _C.NO_DECAY_NAMES = [r"(^|\.)clusters(\.[0-9]+)?$"]
     return _C

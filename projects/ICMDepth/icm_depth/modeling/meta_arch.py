@@ -10,7 +10,7 @@ from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from ..ops import icm_loss, silog_loss
+from ..ops import NORMALIZERS, icm_loss, silog_loss
 from .backbone import FEATURE_NAMES
 from .cluster_decoder import IndependentClusterDecoder, SequentialClusterDecoder
 
@@ -41,6 +41,7 @@ class ICMDepthEstimator(nn.Module):
         icm_weight: float = 1.0,
         icm_levels: Sequence[int] = (1, 2, 3),
         fuzziness: float = 2.0,
+        icm_normalizer: str = "matched",
     ):
         """
         Args:
@@ -51,6 +52,8 @@ class ICMDepthEstimator(nn.Module):
             icm_weight: weight of each L_ICM_l (0: no ICM loss).
             icm_levels: resolutions l in {1, 2, 3} with an ICM loss.
             fuzziness: m of eq. (4).
+            icm_normalizer: divisor of eq. (6), "matched" or "clusters"
+                (see :func:`icm_depth.ops.matched_cost_mean`).
         """
         super().__init__()
         self.backbone = backbone
@@ -65,6 +68,12 @@ class ICMDepthEstimator(nn.Module):
             raise ValueError(f"ICM levels must be among 1, 2, 3 (F1, F2, F3), got {bad}")
         self.icm_levels = tuple(icm_levels)
         self.fuzziness = fuzziness
+        if icm_normalizer not in NORMALIZERS:
+            raise ValueError(
+                f"MODEL.ICM_DEPTH.LOSS.ICM_NORMALIZER must be one of {NORMALIZERS}, "
+                f"got {icm_normalizer!r}"
+            )
+        self.icm_normalizer = icm_normalizer
 
     @classmethod
     def from_config(cls, cfg):
@@ -92,6 +101,7 @@ class ICMDepthEstimator(nn.Module):
             "icm_weight": m.LOSS.ICM_WEIGHT,
             "icm_levels": tuple(m.LOSS.ICM_LEVELS),
             "fuzziness": m.LOSS.FUZZINESS,
+            "icm_normalizer": m.LOSS.ICM_NORMALIZER,
         }
 
     @property
@@ -151,6 +161,7 @@ class ICMDepthEstimator(nn.Module):
                 gt,
                 ids,
                 self.fuzziness,
+                self.icm_normalizer,
             )
             for lvl, value in zip(self.icm_levels, values):
                 losses[f"loss_icm_f{lvl}"] = self.icm_weight * value

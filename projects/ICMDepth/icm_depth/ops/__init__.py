@@ -3,6 +3,7 @@
 from .cluster_attention import cluster_update_attention, pixel_cluster_attention
 from .depth_losses import silog_loss
 from .icm_loss import (
+    NORMALIZERS,
     fcm_memberships,
     hungarian_match,
     icm_cost,
@@ -14,6 +15,7 @@ from .icm_loss import (
 from .icm_reference import icm_loss_reference
 
 __all__ = [
+    "NORMALIZERS",
     "cluster_update_attention",
     "pixel_cluster_attention",
     "silog_loss",

@@ -13,7 +13,9 @@ def silog_loss(
     """``sqrt(var(g) + (1 - lambda) mean(g)^2 + eps)`` per image, averaged over images.
 
     ``g = log(pred + eps) - log(target + eps)`` over each image's valid pixels; the variance is
-    the population variance. Images without valid pixels contribute 0.
+    the population variance. The mean runs over the images with at least one valid pixel (an
+    image without any is left out, not counted as 0); 0 when there is none. The target receives
+    no gradient.
 
     Args:
         pred: (B, H, W) positive predicted depth.
@@ -28,10 +30,12 @@ def silog_loss(
     with torch.autocast(pred.device.type, enabled=False):
         pred = pred.to(torch.promote_types(pred.dtype, torch.float32))
         v = valid.to(pred.dtype).flatten(1)
+        target = target.detach().to(pred.dtype)
         g = (torch.log(pred + eps) - torch.log(target.clamp_min(0) + eps)).flatten(1) * v
         count = v.sum(1)
         n = count.clamp(min=1)
         mean = g.sum(1) / n
         var = ((g - mean[:, None]) ** 2 * v).sum(1) / n
         per_image = torch.sqrt(var + (1.0 - variance_focus) * mean**2 + eps)
-        return (per_image * (count > 0).to(pred.dtype)).mean()
+        contributes = (count > 0).to(pred.dtype)
+        return (per_image * contributes).sum() / contributes.sum().clamp(min=1)

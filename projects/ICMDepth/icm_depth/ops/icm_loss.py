@@ -186,27 +186,44 @@ def hungarian_match(
     return matches
 
 
+NORMALIZERS = ("matched", "clusters")
+
+
 def matched_cost_mean(
-    cost: torch.Tensor, matches: Sequence[Tuple[torch.Tensor, torch.Tensor]]
+    cost: torch.Tensor,
+    matches: Sequence[Tuple[torch.Tensor, torch.Tensor]],
+    normalizer: str = "matched",
 ) -> torch.Tensor:
-    """Eq. (6) per image (mean cost over its matched pairs, 0 with no instance), batch mean.
+    """Eq. (6) per image, then the mean over the images that have at least one matched pair.
 
     Args:
         cost: (B, N, M).
         matches: output of :func:`hungarian_match`.
+        normalizer: "matched" divides an image's matched costs by its number of pairs
+            min(N, M_b); "clusters" divides by N, eq. (6) read literally (the loss then scales
+            with M_b / N).
 
     Returns:
-        scalar; always connected to ``cost``'s graph.
+        scalar, 0 when no image has a matched pair; always connected to ``cost``'s graph.
     """
-    batch = cost.shape[0]
+    if normalizer not in NORMALIZERS:
+        raise ValueError(f"ICM normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
+    batch, num_clusters = cost.shape[:2]
     image = torch.cat([torch.full_like(r, b) for b, (r, _) in enumerate(matches)])
     rows = torch.cat([r for r, _ in matches])
     cols = torch.cat([c for _, c in matches])
     device = cost.device
     image, rows, cols = image.to(device), rows.to(device), cols.to(device)
     sums = cost.new_zeros(batch).index_add_(0, image, cost[image, rows, cols])
-    counts = torch.bincount(image, minlength=batch).clamp(min=1).to(cost.dtype)
-    return (sums / counts).mean() + cost.sum() * 0.0
+    counts = torch.bincount(image, minlength=batch).to(cost.dtype)
+    contributes = counts > 0
+    if normalizer == "matched":
+        per_image = sums / counts.clamp(min=1)
+    else:
+        per_image = sums / num_clusters
+    # Frames without a matched pair (no instance with valid depth) are not averaged in as 0.
+    mean = per_image.sum() / contributes.sum().clamp(min=1)
+    return mean + cost.sum() * 0.0
 
 
 def icm_loss(
@@ -215,6 +232,7 @@ def icm_loss(
     depth: torch.Tensor,
     instance_ids: torch.Tensor,
     fuzziness: float = 2.0,
+    normalizer: str = "matched",
 ) -> List[torch.Tensor]:
     """The ICM loss at every given resolution (eq. 4-6, summed as eq. 7 by the caller).
 
@@ -225,9 +243,12 @@ def icm_loss(
             depth take no part in G or in the cost.
         instance_ids: (B, H, W) long id map, 0 = no instance, 1..M.
         fuzziness: m of eq. (4).
+        normalizer: see :func:`matched_cost_mean`.
 
     Returns:
-        list of scalars, one per resolution; zero (and finite) for frames without instances.
+        list of scalars, one per resolution: the mean over the frames with at least one
+        instance holding valid depth; zero (and finite) when there is none. G is a target: no
+        gradient reaches ``depth``.
     """
     if len(attns) != len(level_sizes):
         raise ValueError("one level size per attention matrix is needed")
@@ -237,14 +258,17 @@ def icm_loss(
     num_instances = int(ids.max()) if ids.numel() else 0
     if num_instances == 0:
         return [attn.sum() * 0.0 for attn in attns]
-    medians, present = instance_median_depth(depth, ids, num_instances)
-    g = fcm_memberships(depth, ids, medians, present, fuzziness)
-    valid_depth = depth > 0
+    with torch.no_grad():
+        depth = depth.detach()
+        medians, present = instance_median_depth(depth, ids, num_instances)
+        g = fcm_memberships(depth, ids, medians, present, fuzziness)
+        valid_depth = depth > 0
+        targets = [
+            pool_memberships(g, ids, valid_depth, (height, width), tuple(size), num_instances)
+            for size in level_sizes
+        ]
     losses = []
-    for attn, level_size in zip(attns, level_sizes):
-        pooled, valid = pool_memberships(
-            g, ids, valid_depth, (height, width), tuple(level_size), num_instances
-        )
+    for attn, (pooled, valid) in zip(attns, targets):
         cost = icm_cost(attn, pooled, valid)
-        losses.append(matched_cost_mean(cost, hungarian_match(cost, present)))
+        losses.append(matched_cost_mean(cost, hungarian_match(cost, present), normalizer))
     return losses

@@ -16,6 +16,7 @@ def icm_loss_reference(
     instance_ids: np.ndarray,
     fuzziness: float = 2.0,
     eps: float = 1e-6,
+    normalizer: str = "matched",
 ) -> List[float]:
     """Same contract as :func:`icm_depth.ops.icm_loss.icm_loss`, on numpy arrays.
 
@@ -23,15 +24,18 @@ def icm_loss_reference(
         attns: per level, (B, N, h * w) A1.
         level_sizes: per level, (h, w).
         depth: (B, H, W); instance_ids: (B, H, W) ints, 0 = none.
+        normalizer: "matched" (mean over the matched pairs) or "clusters" (sum / N).
     """
     batch, height, width = depth.shape
     losses = np.zeros((len(attns), batch))
+    contributes = np.zeros(batch, bool)
     for b in range(batch):
         x = depth[b].astype(np.float64)
         ids = instance_ids[b]
         labels = [i for i in np.unique(ids) if i > 0 and np.any((ids == i) & (x > 0))]
         if not labels:
             continue
+        contributes[b] = True
         centroids = {i: np.median(x[(ids == i) & (x > 0)]) for i in labels}
         g_full = {}
         for i in labels:
@@ -63,5 +67,8 @@ def icm_loss_reference(
                     terms = -g_hat * log_a - (1 - g_hat) * log_not_a
                     cost[c, col] = terms[valid].sum()
             r, k = linear_sum_assignment(cost)
-            losses[level, b] = cost[r, k].mean()
-    return [float(v) for v in losses.mean(axis=1)]
+            divisor = len(r) if normalizer == "matched" else a.shape[0]
+            losses[level, b] = cost[r, k].sum() / divisor
+    if not contributes.any():
+        return [0.0] * len(attns)
+    return [float(v) for v in losses[:, contributes].mean(axis=1)]
