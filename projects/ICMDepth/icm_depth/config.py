@@ -84,6 +84,14 @@ def _test_config():
     # metadata (KITTI: 80 m).
     _C.MIN_DEPTH = 1e-3
     _C.MAX_DEPTH = 0.0
+    # "auto" (the dataset's metadata: per_image everywhere, as iDisc and PolyphonicFormer),
+    # "per_image" (each metric per image, averaged over images) or "pooled" (all valid pixels
+    # of the dataset as one set).
+    _C.AGGREGATION = "auto"
+    # GT deeper than MAX_DEPTH: "auto" (the dataset's metadata: drop on KITTI as iDisc, clamp on
+    # Cityscapes-DVPS / SemKITTI-DVPS as PolyphonicFormer), "drop" (not evaluated) or "clamp"
+    # (set to MAX_DEPTH and evaluated).
+    _C.GT_CAP = "auto"
     return _C
 
 

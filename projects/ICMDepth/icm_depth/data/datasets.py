@@ -13,12 +13,28 @@ from .toy import write_toy_dataset
 
 TOY_DIR = os.path.join("toy", "icm_depth")
 
-# Evaluation defaults per dataset family (used by ICMDepthEvaluator).
+# Evaluation protocol per dataset family (used by ICMDepthEvaluator): the baselines' published
+# protocols. KITTI as iDisc (Garg crop, GT >= 80 m dropped, metrics per image, averaged);
+# Cityscapes-DVPS / SemKITTI-DVPS as PolyphonicFormer (GT >= 80 m clamped to 80 m and kept,
+# metrics per image, averaged). The toy scenes use the Cityscapes-DVPS protocol.
+_DVPS_PROTOCOL = {
+    "eval_crop": "none",
+    "max_depth": 80.0,
+    "min_depth": 1e-3,
+    "gt_cap": "clamp",
+    "eval_aggregation": "per_image",
+}
 _METADATA = {
-    "kitti": {"eval_crop": "garg", "max_depth": 80.0, "min_depth": 1e-3},
-    "cityscapes_dvps": {"eval_crop": "none", "max_depth": 80.0, "min_depth": 1e-3},
-    "semkitti_dvps": {"eval_crop": "none", "max_depth": 80.0, "min_depth": 1e-3},
-    "toy": {"eval_crop": "none", "max_depth": 80.0, "min_depth": 1e-3},
+    "kitti": {
+        "eval_crop": "garg",
+        "max_depth": 80.0,
+        "min_depth": 1e-3,
+        "gt_cap": "drop",
+        "eval_aggregation": "per_image",
+    },
+    "cityscapes_dvps": dict(_DVPS_PROTOCOL),
+    "semkitti_dvps": dict(_DVPS_PROTOCOL),
+    "toy": dict(_DVPS_PROTOCOL),
 }
 
 # name -> (family, loader of the datasets root)

@@ -1,8 +1,15 @@
-"""Standard monocular-depth metrics, evaluation crops and caps (numpy only).
+"""Standard monocular-depth metrics, evaluation crops, GT caps and aggregation (numpy only).
 
-Per image we keep sums and counts, so that pixel-pooled metrics (abs_rel, sq_rel, delta_k, and
-delta_1 on instance / background pixels) are exact over a dataset, next to the per-image metrics
-(rmse, rmse_log, silog) that are averaged over images as iDisc does.
+Per image we keep every metric and the sums and counts behind it, so that a dataset can be
+summarised either way the literature does:
+
+- ``per_image``: each metric computed on each image, then averaged over the images that have
+  the pixels it needs (iDisc's and PolyphonicFormer's evaluation code);
+- ``pooled``: the dataset's valid pixels taken as one set (what Eigen-style code that
+  concatenates all pixels computes).
+
+GT beyond the maximum depth is either dropped (``drop``: valid where min < gt < max) or clamped
+to the maximum and kept (``clamp``: valid where gt > min, PolyphonicFormer on Cityscapes-DVPS).
 """
 
 from collections import OrderedDict
@@ -15,8 +22,22 @@ CROPS = {
     "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
     "eigen": (0.3324324, 0.91351351, 0.03594771, 0.96405229),
 }
-POOLED = ("abs_rel", "sq_rel", "delta1", "delta2", "delta3", "delta1_instance", "delta1_background")
-PER_IMAGE = ("rmse", "rmse_log", "silog")
+AGGREGATIONS = ("per_image", "pooled")
+GT_CAPS = ("drop", "clamp")
+METRICS = (
+    "abs_rel",
+    "sq_rel",
+    "rmse",
+    "rmse_log",
+    "silog",
+    "delta1",
+    "delta2",
+    "delta3",
+    "delta1_instance",
+    "delta1_background",
+)
+# Pixel count each metric is taken over.
+_COUNT = {"delta1_instance": "n_instance", "delta1_background": "n_background"}
 
 
 def crop_mask(shape, crop: str) -> np.ndarray:
@@ -33,6 +54,11 @@ def crop_mask(shape, crop: str) -> np.ndarray:
     return mask
 
 
+def _check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(choices)}")
+
+
 def image_depth_stats(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -40,62 +66,90 @@ def image_depth_stats(
     crop: str = "none",
     min_depth: float = 1e-3,
     max_depth: float = 80.0,
+    gt_cap: str = "drop",
 ) -> Dict[str, float]:
-    """Sums, counts and per-image metrics of one image.
+    """Sums, counts and metrics of one image.
 
     Args:
         pred: (H, W) predicted depth, clipped to [min_depth, max_depth].
-        gt: (H, W) GT depth; valid where min_depth < gt < max_depth, inside the crop.
+        gt: (H, W) GT depth, inside the crop; ``gt_cap`` "drop": valid where
+            min_depth < gt < max_depth; "clamp": valid where gt > min_depth, values above
+            max_depth set to max_depth.
         instance_mask: (H, W) bool, pixels of object instances (Table IV), or None.
 
     Returns:
-        dict with ``n``, ``n_instance``, ``n_background``, ``sum_*`` and per-image metrics
-        (nan without valid pixels).
+        dict with ``n``, ``n_instance``, ``n_background``, ``sum_*`` (pooled aggregation) and
+        every metric of :data:`METRICS` for this image (nan without the pixels it needs).
     """
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and GT {gt.shape} differ in size")
-    valid = (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape, crop)
+    _check_choice("GT cap", gt_cap, GT_CAPS)
+    valid = (gt > min_depth) & crop_mask(gt.shape, crop)
+    if gt_cap == "drop":
+        valid &= gt < max_depth
     p = np.clip(pred[valid].astype(np.float64), min_depth, max_depth)
-    g = gt[valid].astype(np.float64)
-    ratio_ok = np.maximum(g / p, p / g)
+    g = np.minimum(gt[valid].astype(np.float64), max_depth)
+    ratio = np.maximum(g / p, p / g)
     inst = instance_mask[valid] if instance_mask is not None else np.zeros(g.shape, bool)
-    d1 = ratio_ok < 1.25
+    d1 = ratio < 1.25
     log_diff = np.log(p) - np.log(g)
-    n = int(valid.sum())
     stats = OrderedDict(
-        n=n,
+        n=int(valid.sum()),
         n_instance=int(inst.sum()),
         n_background=int((~inst).sum()),
         sum_abs_rel=float(np.sum(np.abs(g - p) / g)),
         sum_sq_rel=float(np.sum((g - p) ** 2 / g)),
+        sum_sq=float(np.sum((g - p) ** 2)),
+        sum_log=float(np.sum(log_diff)),
+        sum_log_sq=float(np.sum(log_diff**2)),
         sum_delta1=float(d1.sum()),
-        sum_delta2=float((ratio_ok < 1.25**2).sum()),
-        sum_delta3=float((ratio_ok < 1.25**3).sum()),
+        sum_delta2=float((ratio < 1.25**2).sum()),
+        sum_delta3=float((ratio < 1.25**3).sum()),
         sum_delta1_instance=float(d1[inst].sum()),
         sum_delta1_background=float(d1[~inst].sum()),
     )
-    if n:
-        stats["rmse"] = float(np.sqrt(np.mean((g - p) ** 2)))
-        stats["rmse_log"] = float(np.sqrt(np.mean(log_diff**2)))
-        stats["silog"] = float(100 * np.sqrt(max(np.mean(log_diff**2) - np.mean(log_diff) ** 2, 0)))
-    else:
-        stats.update(rmse=float("nan"), rmse_log=float("nan"), silog=float("nan"))
+    stats.update(_metrics_from_sums(stats))
     return stats
 
 
-def summarize_depth_stats(rows) -> Dict[str, float]:
+def _metrics_from_sums(s) -> Dict[str, float]:
+    """Every metric of :data:`METRICS` from the sums and counts of one image or of a dataset."""
+    out = OrderedDict()
+    n = s["n"]
+    for name in METRICS:
+        count = s[_COUNT.get(name, "n")]
+        if not count:
+            out[name] = float("nan")
+        elif name == "rmse":
+            out[name] = float(np.sqrt(s["sum_sq"] / n))
+        elif name == "rmse_log":
+            out[name] = float(np.sqrt(s["sum_log_sq"] / n))
+        elif name == "silog":
+            variance = s["sum_log_sq"] / n - (s["sum_log"] / n) ** 2
+            out[name] = float(100 * np.sqrt(max(variance, 0.0)))
+        else:
+            out[name] = s["sum_" + name] / count
+    return out
+
+
+def summarize_depth_stats(rows, aggregation: str = "per_image") -> Dict[str, float]:
     """Dataset metrics from per-image rows of :func:`image_depth_stats`.
 
-    abs_rel, sq_rel, delta_k (and delta_1 on instance / background pixels) pool all valid
-    pixels of the dataset; rmse, rmse_log and silog are per image, then averaged.
+    Args:
+        rows: per-image dicts.
+        aggregation: "per_image" (each metric averaged over the images that have its pixels;
+            delta1_instance over images with instance pixels) or "pooled" (all valid pixels of
+            the dataset as one set).
     """
-    total = {k: float(sum(r[k] for r in rows)) for k in ("n", "n_instance", "n_background")}
+    _check_choice("aggregation", aggregation, AGGREGATIONS)
+    if aggregation == "pooled":
+        keys = [k for k in rows[0] if k.startswith(("n", "sum_"))] if rows else []
+        totals = {k: float(sum(r[k] for r in rows)) for k in keys}
+        if not totals:
+            return OrderedDict((name, float("nan")) for name in METRICS)
+        return _metrics_from_sums(totals)
     out = OrderedDict()
-    for name in POOLED:
-        count = total["n_" + name.split("_")[1]] if name.startswith("delta1_") else total["n"]
-        value = sum(r["sum_" + name] for r in rows)
-        out[name] = value / count if count else float("nan")
-    for name in PER_IMAGE:
-        values = [r[name] for r in rows if r["n"]]
+    for name in METRICS:
+        values = [r[name] for r in rows if r[_COUNT.get(name, "n")]]
         out[name] = float(np.mean(values)) if values else float("nan")
     return out
