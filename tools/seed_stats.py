@@ -151,7 +151,7 @@ def to_markdown(summary: dict, title: str = "") -> str:
     for arm in summary["arms"]:
         failed = f" (failed seeds: {arm['failed_seeds']})" if arm["failed_seeds"] else ""
         ok = f"{arm['ok_runs']} of {len(arm['seeds'])}{failed}"
-        lines.append(f"| {arm['label']} | {ok} | {fmt(arm['mean_seconds'], 3)} |")
+        lines.append(f"| {_cell(arm['label'])} | {ok} | {fmt(arm['mean_seconds'], 3)} |")
     lines += [
         "",
         "| metric | arm | mean | std | runs (seed: value) |",
@@ -162,9 +162,8 @@ def to_markdown(summary: dict, title: str = "") -> str:
         for arm in summary["arms"]:
             m = arm["metrics"][name]
             runs = ", ".join(f"{seed}: {fmt(v)}" for seed, v in m["runs"].items())
-            lines.append(
-                f"| {name} | {arm['label']} | {fmt(m['mean'])} | {fmt(m['std'])} | {runs} |"
-            )
+            cells = [_cell(name), _cell(arm["label"]), fmt(m["mean"]), fmt(m["std"]), runs]
+            lines.append("| " + " | ".join(cells) + " |")
     if summary["pairs"]:
         lines += [
             "",
@@ -173,12 +172,18 @@ def to_markdown(summary: dict, title: str = "") -> str:
         ]
         for pair in summary["pairs"]:
             lines.append(
-                f"| {pair['metric']} | {pair['a']} | {pair['b']} | {fmt(pair['diff'])} "
+                f"| {_cell(pair['metric'])} | {_cell(pair['a'])} | {_cell(pair['b'])} "
+                f"| {fmt(pair['diff'])} "
                 f"| {fmt(pair['t'], 3)} | {fmt(pair['df'], 3)} | {fmt(pair['p'], 2)} "
                 f"| {pair['verdict']} |"
             )
     lines += ["", f"Rule: {summary['rule']}."]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def write_reports(summary: dict, output_dir: Path, title: str = "") -> str:

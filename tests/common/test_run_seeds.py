@@ -129,6 +129,9 @@ def test_summary_reports_runs_means_and_pairs(tmp_path):
     assert "| n | ours | 1 | - | 0: nan, 1: 1 |" in lines
     row = next(x for x in lines if x.startswith("| m | ours | base |"))
     assert row.endswith(f"| {seed_stats.EXCEEDS} |") and "| 1.1 |" in row
+    arms = _arms()
+    arms[1]["label"] = "a | b"
+    assert "| m | a \\| b | 1 |" in seed_stats.to_markdown(seed_stats.summarize(arms, ["m"]))
     # The JSON is strict (NaN written as null) and round-trips the numbers.
     data = json.loads((tmp_path / "summary.json").read_text(), parse_constant=_no_constants)
     assert data["arms"][0]["metrics"]["n"]["runs"]["0"] is None
