@@ -28,7 +28,9 @@ OPTS = [
     "MODEL.FLASH_AMBIENT.D_LOSS_WEIGHT", 0.5,
 ]  # fmt: skip
 
-# Written from a run of this test on torch 2.3.1 (CPU); they must not move on another stack.
+# Written from a run of this test on torch 2.3.1 (CPU); they hold on torch 2.14 too. An
+# intended change of the model moves them: with the formula checks still passing, copy the
+# values that the failure message prints.
 GOLDEN = {
     "loss_l1": 0.29363000,
     "loss_g_adv": 0.13356192,

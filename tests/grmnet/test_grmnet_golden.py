@@ -36,7 +36,9 @@ OPTS = [
     "MODEL.RPN.POST_NMS_TOPK_TRAIN", 40,
 ]  # fmt: skip
 
-# Written from a run of this test on torch 2.3.1 (CPU); they must not move on another stack.
+# Written from a run of this test on torch 2.3.1 (CPU); they hold on torch 2.14 too. An
+# intended change of the model moves them: with the formula checks still passing, copy the
+# values that the failure message prints.
 GOLDEN = {
     "loss_rpn_cls": 0.26253542,
     "loss_rpn_loc": 0.0027816875,

@@ -23,7 +23,9 @@ from .._golden import assert_rel, formula_init_, hash_tensor, hash_uniform, one_
 # The demo's weights (SI_log 10, ICM 0.1 per level) differ, so a swapped weight shows.
 OPTS = ["MODEL.DEVICE", "cpu"]
 
-# Written from a run of this test on torch 2.3.1 (CPU); they must not move on another stack.
+# Written from a run of this test on torch 2.3.1 (CPU); they hold on torch 2.14 too. An
+# intended change of the model moves them: with the formula checks still passing, copy the
+# values that the failure message prints.
 GOLDEN = {
     "loss_silog": 9.0619202,
     "loss_icm_f1": 0.54934418,
