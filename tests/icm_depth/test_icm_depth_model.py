@@ -255,3 +255,15 @@ def test_weight_decay_is_selected_by_full_parameter_name(update):
     assert decay[id(names["decoder.updates.0.to_q.bias"])] == 0.0
     assert decay[id(names["decoder.updates.0.norm_clusters.weight"])] == 0.0
     assert len(decay) == len(names)  # every parameter in exactly one group
+
+
+def test_each_loss_term_share_is_logged():
+    model = _tiny_model()
+    model.train()
+    with EventStorage(0) as storage, torch.no_grad():
+        losses = model([_frame(1), _frame(2)])
+    shares = {k: v[0] for k, v in storage.latest().items() if k.startswith("loss_share/")}
+    total = sum(float(v) for v in losses.values())
+    assert set(shares) == {"loss_share/" + k[len("loss_") :] for k in losses}
+    for k, v in losses.items():
+        assert shares["loss_share/" + k[len("loss_") :]] == pytest.approx(float(v) / total)

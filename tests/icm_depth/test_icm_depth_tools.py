@@ -1,11 +1,14 @@
 """ICMDepth tools: the visualisation script, the demo hooks and the benchmark's inputs."""
 
 import importlib.util
+import json
 
 import numpy as np
+import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
 
 from d2common.testing import plugin_cfg, repo_root
 from icm_depth import demo
@@ -76,3 +79,37 @@ def test_pseudo_mask_conversion_keeps_road_obstacles_by_score():
     masks[2] = True  # a dining table: not a road obstacle
     ids = prep.instances_to_id_map(masks, np.array([0.6, 0.9, 0.99]), np.array([2, 0, 60]))
     assert ids.tolist() == [[2] * 4, [1] * 4, [1] * 4, [0] * 4]
+
+
+def test_loss_balance_tool_terms_match_the_model_losses(tmp_path):
+    tool = _load_tool("icm_loss_balance")
+    out = tmp_path / "balance.json"
+    report = tool.main(
+        ["--config-file", "configs/ICMDepth/demo.yaml", "--size", "64", "128", "--steps", "0", "1"]
+        + ["--json", str(out), "--markdown", str(tmp_path / "balance.md")]
+        + ["MODEL.DEVICE", "cpu"]
+        + TINY
+    )
+    assert [p["step"] for p in report["measurements"]] == [0, 1]
+    assert json.loads(out.read_text())["size"] == [64, 128]
+    assert "| 1 | clusters |" in (tmp_path / "balance.md").read_text()
+    # Step 0 against the model's own loss dict on the same batch and weights.
+    cfg = plugin_cfg("configs/ICMDepth/demo.yaml", ["MODEL.DEVICE", "cpu"] + TINY)
+    torch.manual_seed(cfg.SEED)
+    model = build_model(cfg).train()
+    batch = tool.render_batch(0, 2, (64, 128), cfg.INPUT.FORMAT)
+    with EventStorage(0), torch.no_grad():
+        losses = model(batch)
+    first = report["measurements"][0]
+    w = cfg.MODEL.ICM_DEPTH.LOSS
+    assert first["terms"]["silog"]["value"] == pytest.approx(
+        float(losses["loss_silog"]) / w.SILOG_WEIGHT, rel=1e-5
+    )
+    for lvl in (1, 2, 3):
+        matched = first["terms"][f"icm_f{lvl}/matched"]["value"]
+        assert matched == pytest.approx(float(losses[f"loss_icm_f{lvl}"]) / w.ICM_WEIGHT, rel=1e-5)
+        # sum / N <= mean over min(N, M) pairs
+        assert first["terms"][f"icm_f{lvl}/clusters"]["value"] <= matched
+    for key in ("grad_share/matched", "grad_share/clusters", "value_share/matched"):
+        assert sum(first[key].values()) == pytest.approx(1.0)
+        assert all(v > 0 for v in first[key].values())

@@ -166,6 +166,7 @@ class ICMDepthEstimator(nn.Module):
             for lvl, value in zip(self.icm_levels, values):
                 losses[f"loss_icm_f{lvl}"] = self.icm_weight * value
             _log_scalar("icm/instances_per_image", ids.flatten(1).amax(1).float().mean())
+        _log_loss_shares(losses)
         return losses
 
     def postprocess(self, batched_inputs, images, depth, attns, levels) -> List[Dict]:
@@ -196,6 +197,16 @@ def _log_scalar(name: str, value: torch.Tensor) -> None:
     except AssertionError:  # called outside a training loop
         return
     storage.put_scalar(name, float(value))
+
+
+def _log_loss_shares(losses: Dict[str, torch.Tensor]) -> None:
+    """``loss_share/<term>``: each weighted term's fraction of the total loss (the balance of
+    eq. (7) along training; ``tools/icm_loss_balance.py`` measures gradient shares)."""
+    values = {k[len("loss_") :]: float(v.detach()) for k, v in losses.items()}
+    total = sum(values.values())
+    if total > 0:
+        for name, value in values.items():
+            _log_scalar(f"loss_share/{name}", torch.tensor(value / total))
 
 
 def _ceil_div(a: int, b: int) -> int:
