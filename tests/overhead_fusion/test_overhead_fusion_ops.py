@@ -21,11 +21,8 @@ from overhead_fusion.ops import (
     confusion_matrix,
     gaussian_blur,
     mean_fusion,
-    occlusion_masks,
     perlin_from_gradients,
     quality_fusion,
-    render_cloud_alpha,
-    sample_cloud_boxes,
     segment_ids_from_counts,
     segment_softmax,
     segmentation_scores,
@@ -128,45 +125,6 @@ def test_cloud_profile_hand_values():
     torch.testing.assert_close(cloud_profile(r, noise), expected)
 
 
-def test_cloud_alpha_matches_per_pixel_reference():
-    gen = torch.Generator().manual_seed(1)
-    boxes = sample_cloud_boxes(torch.tensor([0.3, 0.6]), 20, 24, gen)
-    noise = torch.rand(2, 20, 24, generator=gen)
-    alpha = render_cloud_alpha(boxes, noise, blur_sigma=0)
-    for k in range(2):
-        b = {key: float(v[k]) for key, v in boxes.items()}
-        for y in range(0, 20, 3):
-            for x in range(0, 24, 3):
-                dx, dy = x + 0.5 - b["cx"], y + 0.5 - b["cy"]
-                u = (math.cos(b["angle"]) * dx + math.sin(b["angle"]) * dy) / b["half_w"]
-                v = (-math.sin(b["angle"]) * dx + math.cos(b["angle"]) * dy) / b["half_h"]
-                r = math.hypot(u, v)
-                n = float(noise[k, y, x])
-                ref = 1.0 if r < 0.5 else 1 - 2 * (r - 0.5) if r < 0.6 else 0.8 if r < 0.65 else 0
-                if r >= 0.65:
-                    ref = max(0.0, 0.8 * (1 - (r - 0.65) / 0.35) * n)
-                assert abs(float(alpha[k, 0, y, x]) - ref) < 1e-5, (k, y, x)
-    aspect = boxes["half_w"] / boxes["half_h"]
-    assert ((aspect >= 0.5 - 1e-6) & (aspect <= 2 + 1e-6)).all()
-    area = 4 * boxes["half_w"] * boxes["half_h"] / (20 * 24)
-    torch.testing.assert_close(area, torch.tensor([0.3, 0.6]))
-
-
-@pytest.mark.parametrize("device", cuda_devices())
-@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.4, 0.75])
-def test_occlusion_area_and_shape(device, fraction):
-    gen = torch.Generator(device=device).manual_seed(0)
-    masks = occlusion_masks(torch.full((16,), fraction, device=device), 64, 64, gen)
-    assert set(masks.unique().tolist()) <= {0.0, 1.0}
-    np.testing.assert_allclose(masks.mean(dim=(1, 2, 3)).cpu().numpy(), fraction, atol=0.03)
-    for m in masks[:, 0].cpu():
-        if fraction > 0.51:  # a half-plane: constant along rows or along columns
-            assert (m == m[:1]).all() or (m == m[:, :1]).all()
-        else:  # a triangle in one corner
-            corners = [m[0, 0], m[0, -1], m[-1, 0], m[-1, -1]]
-            assert sum(float(c) for c in corners) == 1
-
-
 @pytest.mark.parametrize("device", cuda_devices())
 def test_apply_artifacts_kinds(device):
     gen = torch.Generator(device=device).manual_seed(0)
@@ -180,7 +138,8 @@ def test_apply_artifacts_kinds(device):
     torch.testing.assert_close(out[1], art[1] * 1.0 + (1 - art[1]) * images[1])
     assert art[1].max() > 0.9
     torch.testing.assert_close(out[2], images[2] * (1 - art[2]))
-    assert 0.45 < float(art[2].mean()) < 0.55
+    # The authors' corner triangle at area 0.5: legs w, h with w h = 0.5, about a quarter lost.
+    assert 0.15 < float(art[2].mean()) < 0.3
 
 
 def test_artifacts_are_reproducible_from_a_seed():

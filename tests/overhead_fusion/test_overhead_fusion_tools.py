@@ -96,3 +96,14 @@ def test_reproduce_tool_leaves_out_road_tiles_without_data(tmp_path):
     assert len(DatasetCatalog.get("overhead_fusion_aerial_roads_val")) == 3
     again = _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tiles), 32, 5, 6, 0.01)
     assert again == counts
+
+
+def test_artifact_statistics_tool(tmp_path):
+    out = tmp_path / "art"
+    args = ["--areas", "0.5", "--num", "16", "--size", "32", "--gallery-size", "24"]
+    stats = _tool("overhead_fusion_artifacts").main(args + ["--output", str(out)])
+    assert [s["mode"] for s in stats] == ["authors", "paper"]
+    assert all(1 < s["distinct_occlusion_masks"] <= 16 for s in stats)
+    assert stats[1]["occlusion_lost_max"] <= 0.5 + 1e-3
+    names = {p.name for p in out.iterdir()}
+    assert {"stats.json", "gallery_authors.png", "coverage_paper.png"} <= names

@@ -41,6 +41,11 @@ def add_overhead_fusion_config(cfg):
         i.ARTIFACT_TYPES = ("cloud", "occlusion")
         # Artifact area / image area per view (paper S1: 0.25, S2: 0.5).
         i.AREA_FRACTION = 0.5
+        # How artifacts are drawn (ops/artifacts.py): "authors" (their released procedure, which
+        # produced the paper's numbers: every view at AREA_FRACTION, corner triangles covering
+        # about half of it up to 0.51, slanted lines above, clouds inside the image) or "paper"
+        # (the paper's "up to": each view's area drawn from U(0, AREA_FRACTION) and lost exactly).
+        i.ARTIFACT_MODE = "authors"
         # Folder of cloud photographs blended into clouds; empty: procedural fractal-noise clouds.
         i.CLOUD_TEXTURE_DIR = ""
         # Gaussian blur of the cloud alpha map in pixels at a 300 px image; scaled with the size.

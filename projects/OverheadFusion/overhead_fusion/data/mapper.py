@@ -17,7 +17,7 @@ from d2common.data.validation import (
 )
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
-from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, apply_artifacts
+from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, SYNTHESIS_MODES, apply_artifacts
 from .label_formats import (
     LABEL_FORMATS,
     MAX_UNKNOWN_FRACTION,
@@ -119,6 +119,12 @@ class OverheadFusionDatasetMapper:
             )
         self.kinds = [ARTIFACT_NAMES[t] for t in c.ARTIFACT_TYPES]
         self.area_fraction = float(c.AREA_FRACTION)
+        if c.ARTIFACT_MODE not in SYNTHESIS_MODES:
+            raise ValueError(
+                f"INPUT.OVERHEAD_FUSION.ARTIFACT_MODE must be one of {SYNTHESIS_MODES}: "
+                f"{c.ARTIFACT_MODE}"
+            )
+        self.artifact_mode = c.ARTIFACT_MODE
         self.blur_sigma = float(c.CLOUD_BLUR_SIGMA) * self.size / _REFERENCE_SIZE
         self.seed = int(c.SEED)
         self.random_flip = bool(c.RANDOM_FLIP) and is_train
@@ -150,7 +156,9 @@ class OverheadFusionDatasetMapper:
             pick = torch.randint(len(self.cloud_textures), (num_views,), generator=generator)
             textures = self.cloud_textures[pick]
         images = clean.unsqueeze(0).expand(num_views, -1, -1, -1)
-        views, artifact = apply_artifacts(images, kinds, area, textures, self.blur_sigma, generator)
+        views, artifact = apply_artifacts(
+            images, kinds, area, textures, self.blur_sigma, generator, self.artifact_mode
+        )
         return views, artifact, kinds
 
     def __call__(self, dataset_dict: dict):
