@@ -9,6 +9,9 @@ the paper's inner widths (C // 4 after res2, C // 2 elsewhere). The naive run is
 its affinity matrices would exceed ``--naive-cap-gb``; their size is printed instead.
 Peak memory: the process's peak RSS above the start (CPU, reset through /proc/self/clear_refs)
 or ``torch.cuda.max_memory_allocated`` above the start (CUDA).
+``--dtypes fp32 bf16`` also runs every block under bf16 autocast; ``--sdpa`` times bare
+``torch.nn.functional.scaled_dot_product_attention`` on the block's own query / key / value
+shapes (B x N x C_theta, B x M x C_theta, B x M x C'), the floor the softmax forms aim for.
 
 ``--train-step CONFIG`` also times training steps of a wNL Mask R-CNN config against the same
 config with every NL block removed (needs detectron2); ``--train-opts`` overrides its keys, e.g.
@@ -18,6 +21,7 @@ config with every NL block removed (needs detectron2); ``--train-opts`` override
         --train-opts DATASETS.TRAIN "('lowlight_nl_toy_train',)" MODEL.WEIGHTS ""
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -91,12 +95,38 @@ def _proc_status_kb(key: str) -> int:
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
-def time_once(block, x, forward, device):
-    """(seconds of one forward+backward, peak bytes above the start)."""
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def sdpa_inputs(block: WeightedNonLocal2d, x: torch.Tensor):
+    """Random query (B, N, C_theta), key (B, M, C_theta), value (B, M, C') of the block's shapes."""
+    b, c, h, w = x.shape
+    n = h * w
+    m = (h // 2) * (w // 2) if block.sub_sample else n
+    width = c if block.mode == "gaussian" else block.inner_channels
+    g = torch.Generator(device=x.device).manual_seed(0)
+    make = lambda rows, cols: torch.randn(b, rows, cols, device=x.device, generator=g)  # noqa: E731
+    return make(n, width), make(m, width), make(m, block.inner_channels)
+
+
+def sdpa_forward(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    """Bare scaled_dot_product_attention on the block's shapes; ``x`` only carries the gradient."""
+    query, key, value = block._sdpa_inputs
+    query = query + 0 * x.flatten()[0]  # joins the graph, so backward runs through the kernel
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value)
+
+
+def time_once(block, x, forward, device, dtype=None):
+    """(seconds of one forward+backward, peak bytes above the start); ``dtype``: autocast."""
     xi = x.detach().clone().requires_grad_(True)
+    autocast = (
+        torch.autocast(device_type=device, dtype=dtype) if dtype else contextlib.nullcontext()
+    )
     with PeakMemory(device) as mem:
         start = time.perf_counter()
-        forward(block, xi).sum().backward()
+        with autocast:
+            out = forward(block, xi)
+        out.float().sum().backward()
         if device == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
@@ -111,7 +141,7 @@ def naive_bytes(block, shape):
     return 3 * shape[0] * n * m * 4
 
 
-def benchmark_block(stage, mode, device, args):
+def benchmark_block(stage, mode, device, args, dtype_name="fp32"):
     c, h, w, reduction = STAGES[stage]
     torch.manual_seed(0)
     block = WeightedNonLocal2d(
@@ -120,24 +150,30 @@ def benchmark_block(stage, mode, device, args):
     x = torch.randn(args.batch, c, h, w, device=device)
     row = {"stage": stage, "mode": mode, "device": device, "shape": [args.batch, c, h, w]}
     row["backend"] = args.backend
+    row["dtype"] = dtype_name
     theoretical = naive_bytes(block, x.shape)
     row["naive_theoretical_mb"] = theoretical / 2**20
     runs = {"efficient": lambda b, t: b(t)}
     if theoretical <= args.naive_cap_gb * 2**30:
         runs["naive"] = naive_forward
+    if args.sdpa and mode != "concatenation":
+        block._sdpa_inputs = [t.to(DTYPES[dtype_name] or t.dtype) for t in sdpa_inputs(block, x)]
+        runs["sdpa"] = sdpa_forward
     times = {name: [] for name in runs}
     peaks = dict.fromkeys(runs, 0)
     # The two versions alternate within each round, so that a load change on a shared machine
     # hits both; each reports its best time (the one least disturbed) and its highest peak.
     for round_index in range(args.repeat + 1):
         for name, forward in runs.items():
-            seconds, peak = time_once(block, x, forward, device)
+            seconds, peak = time_once(block, x, forward, device, DTYPES[dtype_name])
             peaks[name] = max(peaks[name], peak)
             if round_index > 0 or args.repeat == 0:
                 times[name].append(seconds)
-    for name in ("efficient", "naive"):
+    for name in ("efficient", "naive") + (("sdpa",) if args.sdpa else ()):
         row[f"{name}_s"] = min(times[name]) if name in runs else None
         row[f"{name}_peak_mb"] = peaks[name] / 2**20 if name in runs else None
+    if row.get("sdpa_s"):
+        row["efficient_over_sdpa"] = row["efficient_s"] / row["sdpa_s"]
     return row
 
 
@@ -170,6 +206,8 @@ def main():
         "--repeat", type=int, default=3, help="timed rounds after a warm-up round (best counts)"
     )
     parser.add_argument("--naive-cap-gb", type=float, default=4.0)
+    parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=list(DTYPES))
+    parser.add_argument("--sdpa", action="store_true", help="also time bare SDPA of each shape")
     parser.add_argument("--train-step", metavar="CONFIG", help="also time a wNL config's steps")
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument(
@@ -184,20 +222,33 @@ def main():
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blocks": []}
     print(f"{'stage':>5} {'form':>18} {'dev':>4} {'eff s':>8} {'eff MB':>8} "
           f"{'naive s':>8} {'naive MB':>9} {'naive theory MB':>15}")  # fmt: skip
-    for device in [] if args.skip_blocks else devices:
-        for stage in args.stages:
-            for mode in args.forms:
-                row = benchmark_block(stage, mode, device, args)
-                result["blocks"].append(row)
-                fmt = lambda v, p=2: "skipped" if v is None else f"{v:.{p}f}"  # noqa: E731
-                print(
-                    f"{stage:>5} {mode:>18} {device:>4} {row['efficient_s']:8.2f} "
-                    f"{row['efficient_peak_mb']:8.0f} {fmt(row['naive_s']):>8} "
-                    f"{fmt(row['naive_peak_mb'], 0):>9} {row['naive_theoretical_mb']:15.0f}",
-                    flush=True,
-                )
-                if args.json:
-                    _write(args.json, result)
+    cases = [
+        (d, t, s, m) for d in devices for t in args.dtypes for s in args.stages for m in args.forms
+    ]
+    for device, dtype_name, stage, mode in [] if args.skip_blocks else cases:
+        try:
+            row = benchmark_block(stage, mode, device, args, dtype_name)
+        except (RuntimeError, ValueError) as error:  # e.g. out of memory: the other rows still run
+            row = {"stage": stage, "mode": mode, "device": device, "dtype": dtype_name}
+            row["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
+            print(f"{stage:>5} {mode:>18} {device:>4} {dtype_name}: {row['error']}", flush=True)
+            result["blocks"].append(row)
+            gc.collect()
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        result["blocks"].append(row)
+        fmt = lambda v, p=2: "skipped" if v is None else f"{v:.{p}f}"  # noqa: E731
+        sdpa = f" sdpa s {fmt(row['sdpa_s'], 3)}" if args.sdpa else ""
+        print(
+            f"{stage:>5} {mode:>18} {device:>4} {row['efficient_s']:8.2f} "
+            f"{row['efficient_peak_mb']:8.0f} {fmt(row['naive_s']):>8} "
+            f"{fmt(row['naive_peak_mb'], 0):>9} {row['naive_theoretical_mb']:15.0f}"
+            f"{'' if dtype_name == 'fp32' else ' ' + dtype_name}{sdpa}",
+            flush=True,
+        )
+        if args.json:
+            _write(args.json, result)
     if args.train_step:
         for device in devices:
             result[f"train_step_{device}"] = benchmark_train_step(
