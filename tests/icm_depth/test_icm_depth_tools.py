@@ -3,6 +3,7 @@
 import importlib.util
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from d2common.testing import plugin_cfg, repo_root
-from icm_depth import demo
+from icm_depth import demo, visualization
 
 TINY = [
     "MODEL.ICM_DEPTH.DIM", "16", "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4",
@@ -45,14 +46,70 @@ def test_visualize_depth_tool_with_and_without_icm(tmp_path, monkeypatch):
     tool = _load_tool("visualize_depth")
     args = ["--config-file", "configs/ICMDepth/demo.yaml", "--weights", ckpt]
     args += ["--compare-config", "configs/ICMDepth/demo_no_icm.yaml", "--compare-weights", ckpt]
-    tool.main(args + ["--num", "1", "--output", str(tmp_path / "vis")] + TINY)
-    assert len(list((tmp_path / "vis").glob("*.png"))) == 1
+    paths = tool.main(args + ["--num", "1", "--matches", "--output", str(tmp_path / "vis")] + TINY)
+    assert sorted(p.split("/")[-1] for p in paths) == [
+        "icm_depth_00.png", "icm_depth_matches_00_0.png", "icm_depth_matches_00_1.png"
+    ]  # fmt: skip
+    assert len(list((tmp_path / "vis").glob("*.png"))) == 3
 
     paths = demo.visualize_demo(
         plugin_cfg("configs/ICMDepth/demo.yaml", TINY + ["MODEL.WEIGHTS", ckpt]),
         str(tmp_path / "demo"),
     )
     assert len(paths) == 3
+
+
+@pytest.mark.parametrize("weights", ["", "missing/model_final.pth"])
+def test_visualize_depth_refuses_a_missing_checkpoint(tmp_path, weights):
+    tool = _load_tool("visualize_depth")
+    args = ["--config-file", "configs/ICMDepth/demo.yaml", "--output", str(tmp_path)]
+    with pytest.raises(SystemExit, match="checkpoint"):
+        tool.main(args + ["--weights", weights] + TINY)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        visualization.load_model(
+            plugin_cfg("configs/ICMDepth/demo.yaml", TINY + ["MODEL.WEIGHTS", ""])
+        )
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_panel_labels_come_from_the_config():
+    labels = [
+        visualization.model_label(plugin_cfg(f"configs/ICMDepth/{name}.yaml"))
+        for name in ("demo", "demo_no_icm", "tableV_I_idisc_like_R50_40k_cityscapes_dvps")
+    ]
+    assert labels == ["sequential + ICM 0.1", "sequential, no ICM", "independent clusters, no ICM"]
+
+
+def test_error_map_and_colour_bar():
+    gt = np.array([[10.0, 10.0, 0.0]])
+    pred = np.array([[10.0, 15.0, 3.0]])  # exact, abs_rel 0.5 (the scale's top), no GT
+    rgb = visualization.error_panel(pred, gt)
+    assert rgb.shape[1] > 3  # the colour bar is appended to the right
+    jet = cv2.applyColorMap(np.array([[0, 255]], np.uint8), cv2.COLORMAP_JET)[0, :, ::-1]
+    assert rgb[0, 0].tolist() == jet[0].tolist() and rgb[0, 1].tolist() == jet[1].tolist()
+    assert rgb[0, 2].tolist() == [0, 0, 0]
+
+
+def test_hungarian_match_diagnostic_agrees_with_the_loss():
+    torch.manual_seed(0)
+    cfg = plugin_cfg("configs/ICMDepth/demo.yaml", TINY + ["MODEL.DEVICE", "cpu"])
+    model = build_model(cfg)
+    h, w = 48, 80
+    depth = torch.rand(h, w) * 20 + 2
+    ids = torch.zeros(h, w, dtype=torch.long)
+    ids[4:20, 6:30], ids[24:44, 40:76], ids[30:40, 2:20] = 1, 2, 3
+    sample = {"image": torch.rand(3, h, w) * 255, "depth": depth, "instance_ids": ids}
+    levels = visualization.hungarian_matches(model.eval(), sample)
+    with EventStorage(0), torch.no_grad():
+        losses = model.train()([sample])
+    assert [lv["level"] for lv in levels] == [1, 2, 3]
+    for lv in levels:
+        assert sorted(inst for _, inst, _ in lv["pairs"]) == [1, 2, 3]
+        mean_cost = np.mean([c for _, _, c in lv["pairs"]])
+        want = float(losses[f"loss_icm_f{lv['level']}"]) / cfg.MODEL.ICM_DEPTH.LOSS.ICM_WEIGHT
+        assert mean_cost == pytest.approx(want, rel=1e-5)
+        assert lv["attn"].shape[1:] == lv["memberships"].shape[1:] == lv["size"]
+    assert len(visualization.match_panels(levels, max_pairs=2)) == 3 * 2 * 2
 
 
 def test_benchmark_inputs_have_the_requested_instances():
