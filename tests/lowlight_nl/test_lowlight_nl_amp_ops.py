@@ -54,15 +54,18 @@ def _autocast_dtypes(device):
 
 
 @pytest.mark.parametrize("device", cuda_devices())
+@pytest.mark.parametrize("low_input", [False, True], ids=["fp32_input", "low_input"])
 @pytest.mark.parametrize("sub_sample", [False, True])
 @pytest.mark.parametrize("mode,backend", CASES)
-def test_block_under_autocast_with_fp32_input(mode, backend, sub_sample, device):
+def test_block_under_autocast(mode, backend, sub_sample, low_input, device):
     if backend == "symmetric" and sub_sample:
         pytest.skip("the symmetric kernel needs the keys to be the queries")
     for dtype in _autocast_dtypes(device):
         block = _block(mode, backend, sub_sample, device=device)
         x = torch.randn(2, 8, 7, 6, device=device)
-        ref = block(x)
+        if low_input:  # e.g. the output of a previous autocast layer
+            x = x.to(dtype)
+        ref = block(x.float())
         x.requires_grad_(True)
         with torch.autocast(device, dtype=dtype):
             out = block(x)
