@@ -70,7 +70,8 @@ class MixedPrecisionTrainer(AMPTrainer):
 
     The loop is ``AMPTrainer.run_step`` with ``torch.autocast`` of the model's device instead of
     the CUDA-only autocast. The scaler state is checkpointed as ``grad_scaler``; a checkpoint
-    without one (an fp32 run) resumes with a fresh scaler.
+    without one (an fp32 run, or a bfloat16 run whose scaler was disabled) resumes with a fresh
+    scaler.
     """
 
     def __init__(self, model, data_loader, optimizer, *, device, **kwargs):
@@ -115,7 +116,7 @@ class MixedPrecisionTrainer(AMPTrainer):
         self.grad_scaler.update()
 
     def load_state_dict(self, state_dict):
-        if "grad_scaler" in state_dict:
+        if state_dict.get("grad_scaler"):
             super().load_state_dict(state_dict)
         else:
             super(AMPTrainer, self).load_state_dict(state_dict)

@@ -93,8 +93,8 @@ class FlashAmbientGANStep(SimpleTrainer):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        # A checkpoint of an fp32 run has no scaler state: keep the fresh scalers.
-        if self.amp and "grad_scaler" in state_dict:
+        # fp32 and bfloat16 runs leave no scaler state (empty when disabled): keep fresh scalers.
+        if self.amp and state_dict.get("grad_scaler"):
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
             self.grad_scaler_d.load_state_dict(state_dict["grad_scaler_d"])
 
