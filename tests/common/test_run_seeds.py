@@ -251,8 +251,9 @@ def test_study_files_of_the_projects_are_their_demo_runs():
         runs = [
             (r[0], r[1], list(r[2]), bool(r[3]) if len(r) > 3 else False) for r in demo.DEMO_RUNS
         ]
-        assert [(a.label, a.config, a.opts, a.eval_only) for a in study.arms] == runs, path
-        assert study.metrics == list(demo.HEADLINE_METRICS), path
+        stale = f"{path} is not {installed[project]}.demo's runs any more: update the study file"
+        assert [(a.label, a.config, a.opts, a.eval_only) for a in study.arms] == runs, stale
+        assert study.metrics == list(demo.HEADLINE_METRICS), stale
 
 
 # ---------------------------------------------------------------- running and resuming
