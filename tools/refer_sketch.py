@@ -7,8 +7,13 @@
         MODEL.WEIGHTS output/grmnet_demo/model_final.pth
 
 Writes one panel per expression: the sketch, the referred instances (mask, box, class, score)
-and the GRM references of one RoI (``--roi``: index among the shown detections, default the top
-one), with each reference's rank and objectness probability (like Fig. 5 of the paper).
+and the GRM references of one detection (``--roi``: index among the shown detections, default
+the top one). The references drawn are those of the proposal the box head classified into that
+detection (solid red "RoI"; the regressed detection is the thin dashed orange box), each with its
+rank and objectness probability, like Fig. 5 of the paper.
+
+Only the config and the checkpoint are needed: the vocabulary and category names are read from
+the checkpoint, no dataset is loaded. Words the model does not know are listed (read as <unk>).
 """
 import argparse
 import logging
@@ -16,7 +21,6 @@ import os
 import sys
 
 import cv2
-from detectron2.data import MetadataCatalog
 
 from d2common.engine import resolve_device
 from d2common.projects import get_plugin_cfg, import_all_projects
@@ -51,24 +55,29 @@ def main(argv=None):
     image = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if image is None:
         sys.exit(f"refer_sketch.py: cannot read image {args.image}")
-    names = MetadataCatalog.get((cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0]).thing_classes
     predictor = ReferringPredictor(cfg)
+    names = predictor.class_names
     root, ext = os.path.splitext(args.output)
     for n, expression in enumerate(args.expression):
         result = predictor(image, expression)
-        shown = result.instances[result.instances.scores >= args.score_thresh]
+        shown = result.select(result.instances.scores >= args.score_thresh)
         panels = [(expression, result.image)]
-        panels.append(("referred", draw_instances(result.image, shown, names, args.score_thresh)))
-        if len(shown) > args.roi:
-            box = shown.pred_boxes.tensor[args.roi]
+        referred = draw_instances(result.image, shown.instances, names, args.score_thresh)
+        panels.append(("referred", referred))
+        if len(shown.instances) > args.roi:
+            box = predictor.classified_proposal(shown, args.roi)
             refs, probs = predictor.references(result, box)
-            panels.append(
-                (f"references of #{args.roi}", draw_references(result.image, box, refs, probs))
+            drawing = draw_references(
+                result.image, box, refs, probs, shown.instances.pred_boxes.tensor[args.roi]
             )
+            panels.append((f"references of #{args.roi} (its proposal)", drawing))
         path = args.output if len(args.expression) == 1 else f"{root}_{n}{ext or '.png'}"
-        save_rgb(path, panel_grid(panels, columns=3, height=384))
-        labels = [names[int(c)] for c in shown.pred_classes]
-        print(f"{expression!r}: {len(shown)} instance(s) {labels} -> {path}")
+        save_rgb(path, panel_grid(panels, columns=3, height=referred.shape[0]))
+        labels = [names[int(c)] for c in shown.instances.pred_classes]
+        unknown = f" (unknown words: {', '.join(result.unknown_words)})" * bool(
+            result.unknown_words
+        )
+        print(f"{expression!r}: {len(shown.instances)} instance(s) {labels}{unknown} -> {path}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import os
 
 import cv2
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 
 from d2common.visualization import panel_grid, save_rgb
 
@@ -22,18 +22,19 @@ def visualize_demo(cfg, output_dir: str, num_queries: int = 6):
     """Writes ``grmnet_<image_id>.png``: sketch + expression | prediction | references of the top
     prediction, for a few validation queries."""
     predictor = ReferringPredictor(cfg)
-    names = MetadataCatalog.get(cfg.DATASETS.TEST[0]).thing_classes
     records = DatasetCatalog.get(cfg.DATASETS.TEST[0])
     step = max(1, len(records) // num_queries)
     paths = []
     for record in records[::step][:num_queries]:
         result = predictor(cv2.imread(record["file_name"], cv2.IMREAD_COLOR), record["expression"])
-        panels = [(record["expression"], result.image)]
-        panels.append(("referred instances", draw_instances(result.image, result.instances, names)))
+        referred = draw_instances(result.image, result.instances, predictor.class_names)
+        panels = [(record["expression"], result.image), ("referred instances", referred)]
         if len(result.instances):
-            box = result.instances.pred_boxes.tensor[0]
+            box = predictor.classified_proposal(result, 0)
             refs, probs = predictor.references(result, box)
-            panels.append(("GRM references", draw_references(result.image, box, refs, probs)))
+            detection = result.instances.pred_boxes.tensor[0]
+            drawing = draw_references(result.image, box, refs, probs, detection)
+            panels.append(("GRM references of the top detection's proposal", drawing))
         path = os.path.join(output_dir, f"grmnet_{record['image_id']}.png")
-        paths.append(save_rgb(path, panel_grid(panels, columns=3, height=256)))
+        paths.append(save_rgb(path, panel_grid(panels, columns=3, height=referred.shape[0])))
     return paths

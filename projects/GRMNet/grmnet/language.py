@@ -40,6 +40,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def unknown_words(self, expression: str) -> List[str]:
+        """Words of ``expression`` that :meth:`encode` reads as ``<unk>``, each once, in order."""
+        return list(dict.fromkeys(w for w in tokenize(expression) if w not in self.index))
+
     def encode(self, expression: str, max_length: int) -> torch.Tensor:
         """Expression -> (max_length,) long ids, truncated, padded with 0, unknown words -> 1."""
         ids = [self.index.get(w, 1) for w in tokenize(expression)][:max_length]

@@ -1,6 +1,8 @@
 """Referring segmentation of one sketch + expression with a trained GRMNet (tools and demo)."""
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from typing import List
 
 import numpy as np
 import torch
@@ -10,8 +12,11 @@ from detectron2.modeling import build_model
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Instances
 
+from .language import Vocabulary
 from .ops import pad_reference_pool, select_references
-from .vocabulary import load_vocabulary
+from .vocabulary import checkpoint_info, class_names, load_vocabulary
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,23 +25,49 @@ class ReferringResult:
 
     Attributes:
         image: (H, W, 3) uint8 RGB network input.
-        instances: referred instances (pred_boxes, pred_masks (H, W) bool, pred_classes, scores).
+        instances: referred instances (pred_boxes, pred_masks (H, W) bool, pred_classes, scores,
+            proposal_index: the proposal the box head classified into each instance).
         proposals: post-NMS RPN proposals (proposal_boxes, objectness_logits).
+        unknown_words: words of the expression read as ``<unk>``.
     """
 
     image: np.ndarray
     instances: Instances
     proposals: Instances
+    unknown_words: List[str] = field(default_factory=list)
+
+    def select(self, keep: torch.Tensor) -> "ReferringResult":
+        """The same result with only the instances where ``keep`` ((R,) bool) holds."""
+        return ReferringResult(self.image, self.instances[keep], self.proposals, self.unknown_words)
 
 
 class ReferringPredictor:
-    """Loads ``cfg.MODEL.WEIGHTS`` and answers (sketch, expression) queries."""
+    """Loads ``cfg.MODEL.WEIGHTS`` and answers (sketch, expression) queries.
+
+    The vocabulary and category names come from the checkpoint when it carries them (every
+    checkpoint of a model built by this version does), so no dataset needs to be present.
+
+    Attributes:
+        vocabulary: the model's :class:`Vocabulary`.
+        class_names: category names, indexed by ``pred_classes``.
+    """
 
     def __init__(self, cfg):
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
-        self.vocabulary = load_vocabulary(cfg)
+        stored = self.model.stored_info()
+        expected = checkpoint_info(cfg)
+        if expected is not None and stored.vocabulary != expected.vocabulary:
+            raise ValueError(
+                f"{cfg.MODEL.WEIGHTS} was trained with another vocabulary than "
+                f"MODEL.GRMNET.LANGUAGE.VOCAB_FILE={cfg.MODEL.GRMNET.LANGUAGE.VOCAB_FILE}: "
+                "leave VOCAB_FILE empty to use the checkpoint's"
+            )
+        self.vocabulary = (
+            Vocabulary(stored.vocabulary) if stored.vocabulary else load_vocabulary(cfg)
+        )
+        self.class_names = list(stored.thing_classes or class_names(cfg))
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -47,6 +78,12 @@ class ReferringPredictor:
             image_bgr: (H, W, 3) uint8 sketch as read by OpenCV.
             expression: the referring expression.
         """
+        unknown = self.vocabulary.unknown_words(expression)
+        if unknown:
+            logger.warning(
+                "%r: %d word(s) not in the model's vocabulary, read as <unk>: %s",
+                expression, len(unknown), ", ".join(unknown),
+            )  # fmt: skip
         image = self.resize.get_transform(image_bgr).apply_image(image_bgr)
         net_input = image if self.input_format == "BGR" else image[:, :, ::-1]
         inputs = {
@@ -57,7 +94,13 @@ class ReferringPredictor:
         }
         results, proposals, sizes = self.model.inference_with_proposals([inputs])
         instances = detector_postprocess(results[0], *sizes[0]).to("cpu")
-        return ReferringResult(image[:, :, ::-1].copy(), instances, proposals[0].to("cpu"))
+        return ReferringResult(image[:, :, ::-1].copy(), instances, proposals[0].to("cpu"), unknown)
+
+    @staticmethod
+    def classified_proposal(result: ReferringResult, index: int) -> torch.Tensor:
+        """(4,) XYXY box of the proposal that the box head classified into detection ``index``
+        (the RoI whose references the box head saw; the detection is its regressed box)."""
+        return result.proposals.proposal_boxes.tensor[int(result.instances.proposal_index[index])]
 
     def references(self, result: ReferringResult, box: torch.Tensor):
         """The GRM references of ``box`` ((4,) XYXY) among the result's proposals.

@@ -36,13 +36,13 @@ def check_vocabulary(cfg, dataset_name: str) -> None:
     ``MODEL.GRMNET.LANGUAGE.MAX_LENGTH`` (truncated) are warned about with their fraction.
     The dataset needs the ``expressions_file`` metadata; otherwise nothing is checked.
     """
-    from ..vocabulary import load_vocabulary, vocabulary_file
+    from ..vocabulary import load_vocabulary, vocabulary_source
 
     meta = MetadataCatalog.get(dataset_name)
     expressions_file = meta.get("expressions_file", None)
     if not expressions_file or not os.path.isfile(expressions_file):
         return
-    vocabulary, vocab_path = load_vocabulary(cfg), vocabulary_file(cfg)
+    vocabulary, vocab_path = load_vocabulary(cfg), vocabulary_source(cfg)
     max_length = cfg.MODEL.GRMNET.LANGUAGE.MAX_LENGTH
     words, num_expressions, num_truncated = Counter(), 0, 0
     for entry in read_expression_file(expressions_file):

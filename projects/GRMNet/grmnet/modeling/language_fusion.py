@@ -2,8 +2,9 @@
 
 import torch
 
+from ..inference_info import InferenceInfo
 from ..language import LanguageEncoder
-from ..vocabulary import load_vocabulary
+from ..vocabulary import class_names, load_vocabulary
 
 
 def language_channels(cfg) -> int:
@@ -21,6 +22,11 @@ def build_language_encoder(cfg) -> LanguageEncoder:
         num_layers=lang.NUM_LAYERS,
         dropout=lang.DROPOUT,
     )
+
+
+def build_inference_info(cfg) -> InferenceInfo:
+    """The vocabulary and category names that a model built from ``cfg`` stores."""
+    return InferenceInfo(load_vocabulary(cfg).tokens, class_names(cfg))
 
 
 def tile_language(language: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

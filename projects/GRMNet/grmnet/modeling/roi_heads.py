@@ -197,7 +197,11 @@ class GRMROIHeads(StandardROIHeads):
         predictions = self.box_predictor(self.box_head(box_features))
         del box_features
         if not self.training:
-            return self.box_predictor.inference(predictions, proposals)[0]
+            instances, kept = self.box_predictor.inference(predictions, proposals)
+            for inst, idx in zip(instances, kept):
+                # which proposal the box head classified (its references are the ones it saw)
+                inst.proposal_index = idx
+            return instances
         losses = self.box_predictor.losses(predictions, proposals)
         if self.train_on_pred_boxes:
             with torch.no_grad():
