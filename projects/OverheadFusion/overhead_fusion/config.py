@@ -53,6 +53,16 @@ def add_overhead_fusion_config(cfg):
         # Seed of the evaluation artifacts (repeat r of image i uses (SEED, i, r)); training draws
         # fresh artifacts every time a sample is loaded.
         i.SEED = 0
+        # Image pixels of NODATA_COLOR (Massachusetts Roads / Buildings: white outside the
+        # photographed area, where the masks still draw roads): "ignore" labels them
+        # MODEL.OVERHEAD_FUSION.IGNORE_VALUE (no loss, not scored); "drop" also leaves out the
+        # tiles with more than NODATA_MAX_FRACTION of them (from training and evaluation, listed
+        # as excluded in the evaluation's records); "keep" uses their labels as they are.
+        i.NODATA = "ignore"
+        # (r, g, b) of no-data pixels; empty: none.
+        i.NODATA_COLOR = [255, 255, 255]
+        # Largest fraction of no-data pixels of a tile kept with NODATA "drop".
+        i.NODATA_MAX_FRACTION = 0.01
         # Random horizontal / vertical flips of training tiles (views and labels together).
         i.RANDOM_FLIP = True
 

@@ -15,7 +15,7 @@ from d2common.amp import inference_model
 from d2common.engine import PluginTrainer
 from d2common.registry import TRAINER_REGISTRY
 
-__all__ = ["OverheadFusionTrainer", "aggregate_repeats"]
+__all__ = ["OverheadFusionTrainer", "aggregate_repeats", "resolve_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,35 @@ def aggregate_repeats(runs: List[Dict[str, Dict[str, float]]]) -> "OrderedDict":
     return out
 
 
+def resolve_dataset(cfg, dataset_name: str) -> str:
+    """The dataset a config trains or evaluates on: ``dataset_name`` itself, or with
+    INPUT.OVERHEAD_FUSION.NODATA "drop" its variant without the no-data tiles."""
+    from .data import nodata_color, nodata_dropped_dataset
+
+    c = cfg.INPUT.OVERHEAD_FUSION
+    color = nodata_color(cfg)
+    if c.NODATA != "drop" or color is None:
+        return dataset_name
+    return nodata_dropped_dataset(dataset_name, color, float(c.NODATA_MAX_FRACTION))
+
+
 @TRAINER_REGISTRY.register()
 class OverheadFusionTrainer(PluginTrainer):
-    """``PluginTrainer`` with Adam (SOLVER.OVERHEAD_FUSION) and TEST.OVERHEAD_FUSION.REPEATS."""
+    """``PluginTrainer`` with Adam (SOLVER.OVERHEAD_FUSION), TEST.OVERHEAD_FUSION.REPEATS and
+    the no-data tiles left out of every dataset with INPUT.OVERHEAD_FUSION.NODATA "drop"."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        names = tuple(resolve_dataset(cfg, n) for n in cfg.DATASETS.TRAIN)
+        if names != tuple(cfg.DATASETS.TRAIN):
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.DATASETS.TRAIN = names
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return super().build_test_loader(cfg, resolve_dataset(cfg, dataset_name))
 
     @classmethod
     def build_optimizer(cls, cfg, model):
@@ -65,6 +91,7 @@ class OverheadFusionTrainer(PluginTrainer):
         model = inference_model(cfg, model)
         results = OrderedDict()
         for idx, dataset_name in enumerate(cfg.DATASETS.TEST):
+            dataset_name = resolve_dataset(cfg, dataset_name)
             runs = []
             for repeat in range(repeats):
                 mapper = cls.build_dataset_mapper(cfg, False)

@@ -1,6 +1,7 @@
 """Datasets (registered at import), loaders, toy data and the dataset mapper."""
 
 from . import builtin, checks  # noqa: F401  (registers the datasets and start-up checks)
+from .builtin import nodata_dropped_dataset
 from .label_formats import (
     IGNORE_LABEL,
     LABEL_FORMATS,
@@ -9,8 +10,16 @@ from .label_formats import (
     encode_color_label,
     label_unknown_fraction,
 )
-from .loaders import MIN_TILE_SIDE, load_city_osm, load_tiled_dataset, pair_files, scan_pairs
-from .mapper import OverheadFusionDatasetMapper, read_tile, tile_box
+from .loaders import (
+    MIN_TILE_SIDE,
+    drop_nodata_tiles,
+    load_city_osm,
+    load_tiled_dataset,
+    nodata_mask,
+    pair_files,
+    scan_pairs,
+)
+from .mapper import OverheadFusionDatasetMapper, nodata_color, read_tile, tile_box
 
 __all__ = [
     "IGNORE_LABEL",
@@ -20,7 +29,11 @@ __all__ = [
     "decode_color_label",
     "encode_color_label",
     "label_unknown_fraction",
+    "drop_nodata_tiles",
     "load_city_osm",
+    "nodata_color",
+    "nodata_dropped_dataset",
+    "nodata_mask",
     "load_tiled_dataset",
     "pair_files",
     "scan_pairs",

@@ -5,13 +5,20 @@ Expected layout: see ``datasets/README.md``.
 
 import os
 
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
 from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
 from .label_formats import IGNORE_LABEL, LABEL_FORMATS
-from .loaders import load_city_osm, load_tiled_dataset
+from .loaders import drop_nodata_tiles, load_city_osm, load_tiled_dataset
 from .toy import TOY_GRID, TOY_SPLITS, TOY_TILE_SIZE, generate_toy_split
 
-__all__ = ["register_all_overhead_fusion", "register_tiled_dataset", "toy_dir"]
+__all__ = [
+    "nodata_dropped_dataset",
+    "register_all_overhead_fusion",
+    "register_tiled_dataset",
+    "toy_dir",
+]
 
 # City-OSM: Berlin big images 1-160 train, 161-200 validation (2560 / 640 tiles), Potsdam test.
 _CITY_OSM_SPLITS = {
@@ -90,6 +97,23 @@ def register_tiled_dataset(name, image_dir, label_dir, label_format, *args, **kw
         lambda: load_tiled_dataset(image_dir, label_dir, label_format, *args, **kwargs),
         **_metadata(label_format, image_root=image_dir, sem_seg_root=label_dir),
     )
+
+
+def nodata_dropped_dataset(name: str, color, max_fraction: float) -> str:
+    """Registers (once) and returns ``<name>_nodata<max_fraction>``: the tiles of ``name`` with at
+    most ``max_fraction`` pixels of no-data ``color`` (see :func:`drop_nodata_tiles`; the dropped
+    tiles are in its load report). Metadata are those of ``name``."""
+    derived = f"{name}_nodata{max_fraction:g}"
+    if tuple(color) != (255, 255, 255):
+        derived += "_" + "_".join(str(int(c)) for c in color)
+    meta = MetadataCatalog.get(name).as_dict()
+    meta.pop("name", None)
+    register_dataset_once(
+        derived,
+        lambda: drop_nodata_tiles(DatasetCatalog.get(name), color, max_fraction),
+        **meta,
+    )
+    return derived
 
 
 def _load_toy(root: str, split: str):

@@ -14,10 +14,14 @@ colours outside the table.
 
 import logging
 import os
+from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
 
 from d2common.data.validation import (
     BadSampleError,
+    LoadReport,
     RecordList,
     check_same_size,
     check_unique_keys,
@@ -37,6 +41,9 @@ __all__ = [
     "scan_pairs",
     "load_tiled_dataset",
     "load_city_osm",
+    "nodata_mask",
+    "drop_nodata_tiles",
+    "tile_box",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,63 @@ IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 # Smallest tile side (pixels of the source image) accepted: below it a tile resized to the
 # network input is an upsampled blur, not an overhead image.
 MIN_TILE_SIDE = 16
+
+
+def tile_box(height: int, width: int, tile):
+    """(x0, y0, x1, y1) of tile ``[row, col, grid, crop]`` in an image of the given size."""
+    row, col, grid, crop = tile
+    side = min(height, width) if crop <= 0 else min(crop, height, width)
+    step = side // grid
+    return col * step, row * step, (col + 1) * step, (row + 1) * step
+
+
+def nodata_mask(image: np.ndarray, color) -> np.ndarray:
+    """(H, W, 3) RGB image -> (H, W) bool, True where every channel equals ``color``
+    (Massachusetts Roads / Buildings: white (255, 255, 255) outside the photographed area)."""
+    return (image == np.asarray(color, dtype=image.dtype).reshape(1, 1, 3)).all(axis=2)
+
+
+def drop_nodata_tiles(records: List[dict], color, max_fraction: float) -> RecordList:
+    """Leaves out the tiles with more than ``max_fraction`` of no-data pixels (``color``).
+
+    Every source image is decoded once; the dropped tiles join the exclusions of the records'
+    :class:`~d2common.data.validation.LoadReport` with their fraction, so an evaluation reports
+    them.
+
+    Args:
+        records: dataset dicts with "file_name" and "tile" (as :func:`load_tiled_dataset`).
+        color: (r, g, b) of no-data pixels.
+        max_fraction: largest no-data fraction of a kept tile, in [0, 1].
+
+    Returns:
+        the kept records, in their order, with the merged load report.
+    """
+    by_file: Dict[str, List[int]] = OrderedDict()
+    for i, r in enumerate(records):
+        by_file.setdefault(r["file_name"], []).append(i)
+    keep = [True] * len(records)
+    excluded = []
+    for path, indices in by_file.items():
+        nodata = nodata_mask(read_image_checked(path, format="RGB"), color)
+        for i in indices:
+            x0, y0, x1, y1 = tile_box(*nodata.shape, records[i].get("tile", [0, 0, 1, 0]))
+            fraction = float(nodata[y0:y1, x0:x1].mean())
+            if fraction > max_fraction:
+                keep[i] = False
+                excluded.append(
+                    (
+                        path,
+                        f"no-data tile ({100 * fraction:.1f}% of its pixels are "
+                        f"{tuple(int(c) for c in color)}, more than {100 * max_fraction:g}%): "
+                        f"{records[i].get('image_id')}",
+                    )
+                )
+    before: LoadReport = getattr(records, "load_report", None)
+    previous = list(before.excluded) if before else []
+    total = before.num_candidates if before else len(records)
+    source = before.source if before else "records"
+    kept = [r for r, k in zip(records, keep) if k]
+    return finalize_records(kept, previous + excluded, source, num_candidates=total)
 
 
 def _index(directory: str, suffix: str) -> Dict[str, str]:

@@ -19,14 +19,15 @@ from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, SYNTHESIS_MODES, apply_artifacts
 from .label_formats import (
+    IGNORE_LABEL,
     LABEL_FORMATS,
     MAX_UNKNOWN_FRACTION,
     decode_color_label,
     label_unknown_fraction,
 )
-from .loaders import IMAGE_EXTENSIONS, check_tiling
+from .loaders import IMAGE_EXTENSIONS, check_tiling, nodata_mask, tile_box
 
-__all__ = ["OverheadFusionDatasetMapper", "read_tile", "tile_box"]
+__all__ = ["NODATA_MODES", "OverheadFusionDatasetMapper", "nodata_color", "read_tile", "tile_box"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +35,7 @@ logger = logging.getLogger(__name__)
 _REFERENCE_SIZE = 300
 
 
-def tile_box(height: int, width: int, tile):
-    """(x0, y0, x1, y1) of tile ``[row, col, grid, crop]`` in an image of the given size."""
-    row, col, grid, crop = tile
-    side = min(height, width) if crop <= 0 else min(crop, height, width)
-    step = side // grid
-    return col * step, row * step, (col + 1) * step, (row + 1) * step
-
-
-def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None):
+def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None, nodata_color=None):
     """Reads the tile of a dataset dict, resized to ``size`` x ``size``.
 
     Both files are fully decoded and checked: a truncated, corrupt or missing file, an image too
@@ -54,6 +47,8 @@ def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None):
     Args:
         warned: label files already warned about (the warning is given once per file; a tile
             mostly of unknown colours raises every time).
+        nodata_color: (r, g, b) of no-data image pixels, labelled ``IGNORE_LABEL`` (decided at
+            the source resolution, before resizing); None keeps their labels.
 
     Returns:
         image (size, size, 3) uint8 RGB; labels (size, size) uint8 class ids, or None without a
@@ -83,6 +78,9 @@ def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None):
             label_unknown_fraction(tile_rgb, fmt, label_path)
             if warned is not None:
                 warned.add(label_path)
+        if nodata_color is not None:
+            # Outside the photographed area the masks still draw roads: nothing to learn from.
+            ids[nodata_mask(image[y0:y1, x0:x1], nodata_color)] = IGNORE_LABEL
         labels = cv2.resize(ids, (size, size), interpolation=cv2.INTER_NEAREST)
     image = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image), labels
@@ -125,6 +123,7 @@ class OverheadFusionDatasetMapper:
                 f"{c.ARTIFACT_MODE}"
             )
         self.artifact_mode = c.ARTIFACT_MODE
+        self.nodata_color = nodata_color(cfg)
         self.blur_sigma = float(c.CLOUD_BLUR_SIGMA) * self.size / _REFERENCE_SIZE
         self.seed = int(c.SEED)
         self.random_flip = bool(c.RANDOM_FLIP) and is_train
@@ -164,7 +163,7 @@ class OverheadFusionDatasetMapper:
     def __call__(self, dataset_dict: dict):
         dataset_dict = dict(dataset_dict)
         try:
-            image, labels = read_tile(dataset_dict, self.size, self._warned)
+            image, labels = read_tile(dataset_dict, self.size, self._warned, self.nodata_color)
         except BadSampleError as e:
             # Training: skipped, warned about and counted (detectron2's loader draws another
             # tile). Testing: raises, so that no tile is ever scored in place of another.
@@ -186,6 +185,24 @@ class OverheadFusionDatasetMapper:
         if labels is not None:
             dataset_dict["sem_seg"] = torch.from_numpy(np.ascontiguousarray(labels)).long()
         return dataset_dict
+
+
+NODATA_MODES = ("ignore", "drop", "keep")
+
+
+def nodata_color(cfg):
+    """The (r, g, b) no-data colour whose pixels get the ignore label, or None
+    (INPUT.OVERHEAD_FUSION.NODATA "keep", or an empty NODATA_COLOR)."""
+    c = cfg.INPUT.OVERHEAD_FUSION
+    if c.NODATA not in NODATA_MODES:
+        raise ValueError(f"INPUT.OVERHEAD_FUSION.NODATA must be one of {NODATA_MODES}: {c.NODATA}")
+    if c.NODATA == "keep" or not len(c.NODATA_COLOR):
+        return None
+    if len(c.NODATA_COLOR) != 3:
+        raise ValueError(
+            f"INPUT.OVERHEAD_FUSION.NODATA_COLOR must be (r, g, b) or empty: {c.NODATA_COLOR}"
+        )
+    return tuple(int(v) for v in c.NODATA_COLOR)
 
 
 def _load_cloud_textures(directory: str, is_train: bool, size: int) -> Optional[torch.Tensor]:
