@@ -10,6 +10,7 @@ from detectron2.utils.events import EventStorage
 
 from d2common.testing import plugin_cfg, repo_root, run_train_steps
 from icm_depth.modeling import IndependentClusterDecoder, SequentialClusterDecoder
+from icm_depth.ops import sine_position_encoding
 
 CONFIGS = sorted(
     os.path.relpath(p, repo_root()) for p in glob.glob(str(repo_root() / "configs/ICMDepth/*.yaml"))
@@ -262,8 +263,55 @@ def test_each_loss_term_share_is_logged():
     model.train()
     with EventStorage(0) as storage, torch.no_grad():
         losses = model([_frame(1), _frame(2)])
-    shares = {k: v[0] for k, v in storage.latest().items() if k.startswith("loss_share/")}
+    shares = {k: v[0] for k, v in storage.latest().items() if k.startswith("term_share/")}
     total = sum(float(v) for v in losses.values())
-    assert set(shares) == {"loss_share/" + k[len("loss_") :] for k in losses}
+    assert set(shares) == {"term_share/" + k[len("loss_") :] for k in losses}
     for k, v in losses.items():
-        assert shares["loss_share/" + k[len("loss_") :]] == pytest.approx(float(v) / total)
+        assert shares["term_share/" + k[len("loss_") :]] == pytest.approx(float(v) / total)
+
+
+@pytest.mark.parametrize("cls", [SequentialClusterDecoder, IndependentClusterDecoder])
+def test_decoder_idisc_options_heads_sine_encoding_iterations(cls):
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 8, h, w) for h, w in [(2, 3), (4, 6), (8, 12)]]
+    plain = cls(dim=8, num_clusters=5, mlp_ratio=0)
+    assert not any("refinements" in n for n, _ in plain.named_parameters())
+    dec = cls(
+        dim=8, num_clusters=5, mlp_ratio=0, num_heads=4, position_encoding="sine", iterations=2
+    )
+    assert dec.updates[0].num_heads == 4 and len(dec.refinements[2]) == 1
+    depth, attns = dec(feats, [None] * 3)
+    assert depth.shape == (2, 1, 8, 12) and (depth > 0).all()
+    for attn in attns:
+        torch.testing.assert_close(attn.sum(1), torch.ones(2, attn.shape[-1]))
+    # A1 of the finest level is the second (last) update's, fed the first update's clusters.
+    pixels = feats[0].flatten(2).transpose(1, 2)
+    pos = sine_position_encoding(2, 3, 8)
+    start = dec.clusters if cls is SequentialClusterDecoder else dec.clusters[0]
+    clusters, _ = dec.updates[0](start.expand(2, -1, -1), pixels, None, pos)
+    _, want = dec.refinements[0][0](clusters, pixels, None, pos)
+    torch.testing.assert_close(attns[0], want)
+    with pytest.raises(ValueError, match="position encoding"):
+        cls(dim=8, num_clusters=5, position_encoding="learned")
+
+
+def test_table_v_row_i_configs_use_the_idisc_decoder():
+    for name in (
+        "tableV_I_idisc_like_R50_40k_cityscapes_dvps",
+        "idisc_like_swinL_40k_kitti",
+        "demo_idisc_like",
+    ):
+        m = plugin_cfg(f"configs/ICMDepth/{name}.yaml").MODEL.ICM_DEPTH
+        assert (m.CLUSTER_UPDATE, m.NUM_HEADS, m.POSITION_ENCODING, m.ITERATIONS) == (
+            "independent", 4, "sine", 2
+        ), name  # fmt: skip
+        assert m.LOSS.ICM_WEIGHT == 0.0
+    model = _tiny_model(
+        ["MODEL.ICM_DEPTH.CLUSTER_UPDATE", "independent", "MODEL.ICM_DEPTH.NUM_HEADS", "4"]
+        + ["MODEL.ICM_DEPTH.POSITION_ENCODING", "sine", "MODEL.ICM_DEPTH.ITERATIONS", "2"]
+    )
+    model.train()
+    with EventStorage(0):
+        losses = model([_frame(1), _frame(2)])
+        sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.decoder.refinements.parameters())

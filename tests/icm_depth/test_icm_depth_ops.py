@@ -22,6 +22,7 @@ from icm_depth.ops import (
     pixel_cluster_attention,
     pool_memberships,
     silog_loss,
+    sine_position_encoding,
 )
 
 DEVICES = cuda_devices()
@@ -367,3 +368,49 @@ def test_ops_import_and_run_without_detectron2(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("normalize_rows", [True, False])
+def test_multi_head_attention_is_per_head_attention_on_channel_slices(normalize_rows):
+    g = torch.Generator().manual_seed(3)
+    heads, d = 4, 3
+    q, k, v = (torch.randn(2, s, heads * d, generator=g) for s in (5, 12, 12))
+    valid = torch.rand(2, 12, generator=g) > 0.3
+    update, attn = cluster_update_attention(q, k, v, valid, normalize_rows, num_heads=heads)
+    parts = [
+        naive_cluster_update(
+            *(x[..., h * d : (h + 1) * d] for x in (q, k, v)), valid, normalize_rows
+        )
+        for h in range(heads)
+    ]
+    torch.testing.assert_close(
+        update.double(), torch.cat([u for u, _ in parts], -1), rtol=1e-4, atol=1e-5
+    )
+    torch.testing.assert_close(
+        attn.double(), torch.stack([a for _, a in parts]).mean(0), rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(attn.sum(1), valid.float())
+    q2, k2, v2 = (torch.randn(2, s, heads * d, generator=g) for s in (7, 5, 5))
+    update2, attn2 = pixel_cluster_attention(q2, k2, v2, num_heads=heads)
+    for h in range(heads):
+        sl = slice(h * d, (h + 1) * d)
+        u, a = pixel_cluster_attention(q2[..., sl], k2[..., sl], v2[..., sl])
+        torch.testing.assert_close(update2[..., sl], u)
+    with pytest.raises(ValueError, match="heads"):
+        cluster_update_attention(q, k, v, num_heads=5)
+
+
+def test_sine_position_encoding_matches_the_formula():
+    h, w, dim = 3, 5, 8
+    pe = sine_position_encoding(h, w, dim)
+    assert pe.shape == (h * w, dim)
+    half = dim // 2
+    for y, x in itertools.product(range(h), range(w)):
+        for axis, (pos, n) in enumerate(((y, h), (x, w))):
+            scaled = (pos + 1) / (n + 1e-6) * 2 * math.pi
+            for i in range(half):
+                t = scaled / 10000 ** (2 * (i // 2) / half)
+                want = math.sin(t) if i % 2 == 0 else math.cos(t)
+                assert float(pe[y * w + x, axis * half + i]) == pytest.approx(want, abs=1e-5)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sine_position_encoding(2, 2, 6)

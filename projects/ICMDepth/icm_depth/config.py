@@ -31,6 +31,15 @@ def _model_config():
     # Hidden width of the MLP after each attention update, as a multiple of D (0: no MLP, i.e.
     # eq. (1) and (2) alone).
     _C.MLP_RATIO = 2.0
+    # Attention heads of eq. (1) and (2); D is split among them and A1 is their mean (paper: not
+    # stated, 1 here; iDisc: 4).
+    _C.NUM_HEADS = 1
+    # Positional encoding added to the pixel keys of eq. (1) and queries of eq. (2): "none"
+    # (paper: not stated) or "sine" (iDisc).
+    _C.POSITION_ENCODING = "none"
+    # Cluster updates (eq. 1) per resolution, each with its own weights; the ICM loss sees A1 of
+    # the last one (paper: 1; iDisc: 2).
+    _C.ITERATIONS = 1
     # Depth (metres) the output head starts at: the bias of f in eq. (3) is log(INIT_DEPTH).
     _C.INIT_DEPTH = 10.0
     # Backbone input features at strides 4, 8, 16, 32 (names of the wrapped encoder's outputs).

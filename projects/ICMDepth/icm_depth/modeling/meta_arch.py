@@ -90,6 +90,9 @@ class ICMDepthEstimator(nn.Module):
             mlp_ratio=m.MLP_RATIO,
             normalize_rows=m.NORMALIZE_ATTENTION_ROWS,
             init_depth=m.INIT_DEPTH,
+            num_heads=m.NUM_HEADS,
+            position_encoding=m.POSITION_ENCODING,
+            iterations=m.ITERATIONS,
         )
         return {
             "backbone": build_backbone(cfg),
@@ -200,13 +203,13 @@ def _log_scalar(name: str, value: torch.Tensor) -> None:
 
 
 def _log_loss_shares(losses: Dict[str, torch.Tensor]) -> None:
-    """``loss_share/<term>``: each weighted term's fraction of the total loss (the balance of
+    """``term_share/<term>``: each weighted term's fraction of the total loss (the balance of
     eq. (7) along training; ``tools/icm_loss_balance.py`` measures gradient shares)."""
     values = {k[len("loss_") :]: float(v.detach()) for k, v in losses.items()}
     total = sum(values.values())
     if total > 0:
         for name, value in values.items():
-            _log_scalar(f"loss_share/{name}", torch.tensor(value / total))
+            _log_scalar(f"term_share/{name}", torch.tensor(value / total))
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -1,6 +1,10 @@
 """Plain-torch operators of ICMDepth (no detectron2 import): cluster attention and losses."""
 
-from .cluster_attention import cluster_update_attention, pixel_cluster_attention
+from .cluster_attention import (
+    cluster_update_attention,
+    pixel_cluster_attention,
+    sine_position_encoding,
+)
 from .depth_losses import silog_loss
 from .icm_loss import (
     NORMALIZERS,
@@ -18,6 +22,7 @@ __all__ = [
     "NORMALIZERS",
     "cluster_update_attention",
     "pixel_cluster_attention",
+    "sine_position_encoding",
     "silog_loss",
     "fcm_memberships",
     "hungarian_match",
