@@ -174,3 +174,4 @@ def test_toy_records_and_mapper(grm_toy_root, tmp_path):
     assert inst.gt_masks.tensor.shape[1:] == (256, 256)
     test_out = GRMDatasetMapper(cfg, False)(records[0])
     assert "instances" not in test_out and "expression_tokens" in test_out
+    assert test_out["query_type"] == records[0]["query_type"]  # reaches the evaluator

@@ -34,6 +34,7 @@ from d2common.data.validation import (
 
 from ..language import tokenize
 from .categories import SKETCHYSCENE_CATEGORIES
+from .query_types import query_type
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,9 @@ def load_sketchyscene_matching(root: str, split: str) -> RecordList:
     """Dataset records of one split: one per (sketch, expression) pair.
 
     Record fields: file_name, height, width, image_id (``key * 1000 + expression index``),
-    sketch_id, expression, annotations (the referred instances only, each once).
+    sketch_id, expression, annotations (the referred instances only, each once), query_type
+    (``"category"`` when the referents are all the instances of their categories in the sketch,
+    else ``"position"``; see :mod:`.query_types`).
 
     Every drawing is fully decoded here. Excluded, with the file and the reason in the records'
     ``load_report``: every expression of a sketch whose drawing or ground truth is missing,
@@ -232,6 +235,7 @@ def load_sketchyscene_matching(root: str, split: str) -> RecordList:
             if key not in cache:
                 cache[key] = read_sketch(root, split, key)
             annotations, (height, width) = cache[key]
+            categories = [a["category_id"] if a is not None else None for a in annotations]
         except BadSampleError as e:
             excluded += [(e.path, e.reason)] * len(expressions)
             continue
@@ -252,6 +256,7 @@ def load_sketchyscene_matching(root: str, split: str) -> RecordList:
                     "sketch_id": int(key),
                     "expression": expression,
                     "annotations": referred,
+                    "query_type": query_type(indices, categories),
                 }
             )
         if (n + 1) % 200 == 0:
