@@ -1,11 +1,13 @@
 """Alternating discriminator / generator training on detectron2's ``DefaultTrainer`` machinery."""
 
 import logging
+import math
 import time
 
 import numpy as np
 import torch
 from detectron2.engine import SimpleTrainer
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
@@ -29,6 +31,11 @@ class FlashAmbientGANStep(SimpleTrainer):
     With ``amp``, forwards and losses run under autocast (float16 on CUDA, bfloat16 on the CPU)
     and each network's backward and step go through its own gradient scaler (float16 only), so an
     overflow in one network's step skips that step alone.
+
+    During the G step the discriminator is frozen (``requires_grad`` off) and called without its
+    DDP wrapper: its gradients are neither computed nor all-reduced, and the ``.grad`` left by the
+    D step stays as it was. A non-finite loss of either network raises ``FloatingPointError``
+    naming the loss and the iteration, before that network's optimiser steps.
     """
 
     def __init__(
@@ -68,14 +75,17 @@ class FlashAmbientGANStep(SimpleTrainer):
         if self.discriminator is not None:
             with autocast(self.device, self.amp):
                 d_losses = self.loss.discriminator_losses(outputs, self.discriminator)
+            _check_finite(d_losses, self.iter, "discriminator")
             self.optimizer_d.zero_grad()
             self.grad_scaler_d.scale(sum(d_losses.values())).backward()
             self.grad_scaler_d.step(self.optimizer_d)
             self.grad_scaler_d.update()
             self.scheduler_d.step()
 
-        with autocast(self.device, self.amp):
-            g_losses = self.loss.generator_losses(outputs, self.discriminator)
+        discriminator = _unwrap(self.discriminator)
+        with _frozen(discriminator), autocast(self.device, self.amp):
+            g_losses = self.loss.generator_losses(outputs, discriminator)
+        _check_finite(g_losses, self.iter, "generator")
         self.optimizer.zero_grad()
         self.grad_scaler.scale(sum(g_losses.values())).backward()
         self.after_backward()
@@ -113,6 +123,37 @@ class FlashAmbientGANStep(SimpleTrainer):
         storage.put_scalars(cur_iter=self.iter, **means)
 
 
+def _unwrap(module):
+    """The module inside a DDP wrapper (or the module itself, or None)."""
+    return getattr(module, "module", module)
+
+
+class _frozen:
+    """Turns ``requires_grad`` off for a module's parameters inside the block (None: no-op)."""
+
+    def __init__(self, module):
+        self.params = [] if module is None else [p for p in module.parameters() if p.requires_grad]
+
+    def __enter__(self):
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc):
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+def _check_finite(losses, iteration, network):
+    """Raises ``FloatingPointError`` naming each non-finite loss of ``network``, as detectron2."""
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(
+            f"{network} loss became infinite or NaN at iteration={iteration}: "
+            f"{', '.join(bad)} (loss_dict = {values})"
+        )
+
+
 @TRAINER_REGISTRY.register()
 class FlashAmbientGANTrainer(PluginTrainer):
     """``PluginTrainer`` with a second network and optimiser: the discriminator.
@@ -123,7 +164,9 @@ class FlashAmbientGANTrainer(PluginTrainer):
     checkpointables ``discriminator``, ``optimizer_d`` and ``scheduler_d``, so ``--resume``
     restores all of them. ``MODEL.FLASH_AMBIENT.DISCRIMINATOR.NAME: ""`` trains G alone.
     ``SOLVER.AMP.ENABLED`` trains both under autocast with one gradient scaler each (checkpointed
-    with the trainer state).
+    with the trainer state). ``SOLVER.CLIP_GRADIENTS`` clips both networks' gradients as
+    detectron2's ``maybe_add_gradient_clipping`` does (per parameter, "value" or "norm"), after
+    the gradient scaler has unscaled them.
     """
 
     def __init__(self, cfg):
@@ -169,10 +212,16 @@ class FlashAmbientGANTrainer(PluginTrainer):
 
 
 def _adam(cfg, module, lr):
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    if clip.ENABLED and clip.CLIP_TYPE not in ("value", "norm"):
+        raise ValueError(
+            f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE {clip.CLIP_TYPE!r} is not supported by the "
+            "FlashAmbient GAN optimisers: use 'value' or 'norm' (per parameter, as detectron2)"
+        )
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{type(module).__name__} has no trainable parameters to optimise")
-    return torch.optim.Adam(
+    return maybe_add_gradient_clipping(cfg, torch.optim.Adam)(
         params,
         lr=lr,
         betas=tuple(cfg.SOLVER.FLASH_AMBIENT.BETAS),
