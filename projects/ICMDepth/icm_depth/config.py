@@ -82,6 +82,35 @@ def _input_config():
     _C.CROP_SIZE = []
     # Random horizontal flip probability during training.
     _C.FLIP_PROB = 0.5
+
+    # Geometric augmentation after crop and flip (the baseline iDisc trains with one): a
+    # similarity transform about the centre; depth and instance ids are warped with nearest
+    # sampling, pixels from outside the frame become invalid (depth 0, id 0).
+    _C.GEOMETRIC = CN()
+    _C.GEOMETRIC.ENABLED = False
+    # Probability of applying a transform to a training sample.
+    _C.GEOMETRIC.PROB = 0.5
+    # Maximum rotation in degrees (0: none).
+    _C.GEOMETRIC.ROTATION = 2.5
+    # Zoom factor range [min, max] ([]: none).
+    _C.GEOMETRIC.SCALE = [1.0, 1.2]
+    # Maximum shift as a fraction of the image height / width (0: none).
+    _C.GEOMETRIC.TRANSLATION = 0.05
+    # Divide depth by the zoom factor (a zoom by s shows the scene as if s times closer).
+    _C.GEOMETRIC.SCALE_DEPTH = True
+
+    # Photometric augmentation of the image only (iDisc: brightness, contrast, saturation,
+    # gamma, hue, sharpness); factors drawn from [1 - x, 1 + x], hue shifted by [-x, x] turns.
+    _C.PHOTOMETRIC = CN()
+    _C.PHOTOMETRIC.ENABLED = False
+    # Probability of applying each change.
+    _C.PHOTOMETRIC.PROB = 0.5
+    _C.PHOTOMETRIC.BRIGHTNESS = 0.2
+    _C.PHOTOMETRIC.CONTRAST = 0.2
+    _C.PHOTOMETRIC.SATURATION = 0.2
+    _C.PHOTOMETRIC.GAMMA = 0.1
+    _C.PHOTOMETRIC.HUE = 0.05
+    _C.PHOTOMETRIC.SHARPNESS = 0.5
     return _C
 
 

@@ -1,4 +1,5 @@
-"""Dataset mapper: reads image, depth and instance ids; random crop and flip for training."""
+"""Dataset mapper: reads image, depth and instance ids; random crop, flip, geometric and
+photometric augmentation for training."""
 
 import copy
 from typing import List, Optional, Tuple
@@ -11,6 +12,7 @@ from d2common.data.checked_mapper import read_image_in_format
 from d2common.data.validation import BadSampleError, SampleSkipper
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
+from .augment import GeometricAugmentation, PhotometricAugmentation
 from .formats import read_depth_png, read_instances
 from .loaders import MIN_IMAGE_SIZE
 
@@ -35,6 +37,8 @@ class ICMDepthDatasetMapper:
         image_format: str = "BGR",
         crop_size: Optional[Tuple[int, int]] = None,
         flip_prob: float = 0.5,
+        geometric: Optional[GeometricAugmentation] = None,
+        photometric: Optional[PhotometricAugmentation] = None,
     ):
         """
         Args:
@@ -42,11 +46,15 @@ class ICMDepthDatasetMapper:
             image_format: detectron2 image format (``INPUT.FORMAT``).
             crop_size: (h, w) training crop, None for whole images.
             flip_prob: horizontal flip probability during training.
+            geometric: rotation / scale / translation after crop and flip (None: off).
+            photometric: colour changes, last (None: off).
         """
         self.is_train = is_train
         self.image_format = image_format
         self.crop_size = tuple(crop_size) if crop_size else None
         self.flip_prob = flip_prob
+        self.geometric = geometric
+        self.photometric = photometric
         self.skipper = SampleSkipper(is_train, "sample")
 
     @property
@@ -59,11 +67,36 @@ class ICMDepthDatasetMapper:
         crop = list(cfg.INPUT.ICM_DEPTH.CROP_SIZE)
         if crop and len(crop) != 2:
             raise ValueError(f"INPUT.ICM_DEPTH.CROP_SIZE must be [h, w] or [], got {crop}")
+        geo, photo = cfg.INPUT.ICM_DEPTH.GEOMETRIC, cfg.INPUT.ICM_DEPTH.PHOTOMETRIC
+        scale = tuple(geo.SCALE)
+        if scale and (len(scale) != 2 or not 0 < scale[0] <= scale[1]):
+            raise ValueError(
+                f"INPUT.ICM_DEPTH.GEOMETRIC.SCALE must be [min, max] with 0 < min <= max or [], "
+                f"got {list(scale)}"
+            )
+        geometric = GeometricAugmentation(
+            prob=geo.PROB,
+            rotation=geo.ROTATION,
+            scale=scale,
+            translation=geo.TRANSLATION,
+            scale_depth=geo.SCALE_DEPTH,
+        )
+        photometric = PhotometricAugmentation(
+            prob=photo.PROB,
+            brightness=photo.BRIGHTNESS,
+            contrast=photo.CONTRAST,
+            saturation=photo.SATURATION,
+            gamma=photo.GAMMA,
+            hue=photo.HUE,
+            sharpness=photo.SHARPNESS,
+        )
         return {
             "is_train": is_train,
             "image_format": cfg.INPUT.FORMAT,
             "crop_size": crop or None,
             "flip_prob": cfg.INPUT.ICM_DEPTH.FLIP_PROB,
+            "geometric": geometric if geo.ENABLED else None,
+            "photometric": photometric if photo.ENABLED else None,
         }
 
     def __call__(self, dataset_dict):
@@ -110,4 +143,9 @@ class ICMDepthDatasetMapper:
             arrays = [a[y0 : y0 + ch, x0 : x0 + cw] for a in arrays]
         if np.random.rand() < self.flip_prob:
             arrays = [a[:, ::-1] for a in arrays]
-        return arrays
+        image, depth, ids = (np.ascontiguousarray(a) for a in arrays)
+        if self.geometric is not None:
+            image, depth, ids = self.geometric(image, depth, ids, np.random)
+        if self.photometric is not None:
+            image = self.photometric(image, np.random, self.image_format)
+        return [image, depth, ids]
