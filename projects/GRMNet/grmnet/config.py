@@ -13,6 +13,15 @@ def add_grmnet_config(cfg):
         # Concatenate the tiled sentence feature to the RoIAlign features of the box and mask
         # heads ("RoI Fusion Step", Sec. 2.2).
         cfg.MODEL.GRMNET.ROI_FUSION = True
+        # How the fusion steps combine the features: "paper" (concatenation, Sec. 3.1) or
+        # "authors" (their code: before the RPN, MLP(sentence) + 8 coordinate channels + two
+        # conv-BN-ReLU blocks + L2 normalisation; in the box head, conv-BN-ReLU + L2
+        # normalisation of [RoI, sentence, GRM]; the mask head fuses nothing). See fusion.py.
+        cfg.MODEL.GRMNET.FUSION = "paper"
+        # FUSION "authors": output size of the MLP applied to the sentence before the RPN.
+        cfg.MODEL.GRMNET.FUSION_MLP_DIM = 512
+        # FUSION "authors": normalisation of the conv blocks (detectron2 norm name).
+        cfg.MODEL.GRMNET.FUSION_NORM = "BN"
 
         cfg.MODEL.GRMNET.LANGUAGE = CN()
         # Token list (one token a line, "<pad>" = 0, "<unk>" = 1). Empty: the "vocab_file" of the
@@ -28,6 +37,12 @@ def add_grmnet_config(cfg):
         cfg.MODEL.GRMNET.LANGUAGE.NUM_LAYERS = 1
         # Dropout on the word embeddings.
         cfg.MODEL.GRMNET.LANGUAGE.DROPOUT = 0.0
+        # Linear + ReLU between the embedding and the BiLSTM, its output size (0: none; the
+        # authors' code: 512).
+        cfg.MODEL.GRMNET.LANGUAGE.MLP_DIM = 0
+        # Sentence feature: "final_states" (final hidden states of both directions) or
+        # "last_token" (the authors' code: the BiLSTM output at the last word).
+        cfg.MODEL.GRMNET.LANGUAGE.POOLING = "final_states"
 
         cfg.MODEL.GRMNET.GRM = CN()
         # K: number of references per candidate RoI (0 disables the references, Table 2 #2/#3).
@@ -41,6 +56,10 @@ def add_grmnet_config(cfg):
         cfg.MODEL.GRMNET.GRM.RELATIVE = "corner"
         # Append the candidate's absolute position [x1/W, y1/H, x2/W, y2/H, wh/WH] ("PosInfo.").
         cfg.MODEL.GRMNET.GRM.ABSOLUTE = True
+        # Reference pool in training: "proposals" (the post-NMS RPN proposals, as at test time)
+        # or "sampled" (the authors' code: the first K+1 sampled RoIs of the image, in sampling
+        # order, so mostly foreground RoIs; ground-truth boxes included).
+        cfg.MODEL.GRMNET.GRM.TRAIN_POOL = "proposals"
 
         cfg.MODEL.GRMNET.BACKBONE = CN()
         # Stage widths of the small sketch backbone "build_grm_sketchnet_fpn_backbone" (demo).

@@ -52,8 +52,17 @@ class Vocabulary:
         return out
 
 
+POOLINGS = ("final_states", "last_token")
+
+
 class LanguageEncoder(nn.Module):
-    """Word embedding + BiLSTM; the sentence feature is the final state of both directions."""
+    """Word embedding (+ optional MLP) + BiLSTM -> one sentence feature.
+
+    Pooling ``"final_states"`` (default): the final hidden states of both directions (each has
+    read the whole expression). ``"last_token"`` (the authors' code): the BiLSTM output at the
+    last word, i.e. the forward state after the whole expression and the backward state after
+    the last word only.
+    """
 
     def __init__(
         self,
@@ -63,6 +72,8 @@ class LanguageEncoder(nn.Module):
         hidden_dim: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
+        mlp_dim: int = 0,
+        pooling: str = "final_states",
     ):
         """
         Args:
@@ -71,13 +82,25 @@ class LanguageEncoder(nn.Module):
             hidden_dim: LSTM hidden size per direction.
             num_layers: stacked BiLSTM layers.
             dropout: dropout on the embeddings.
+            mlp_dim: output size of a Linear + ReLU between embedding and BiLSTM (0: none).
+            pooling: "final_states" or "last_token".
         """
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"MODEL.GRMNET.LANGUAGE.POOLING={pooling!r}: use one of {POOLINGS}")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(
-            embed_dim, hidden_dim, num_layers=num_layers, batch_first=True, bidirectional=True
+        self.mlp = (
+            nn.Sequential(nn.Linear(embed_dim, mlp_dim), nn.ReLU(inplace=True)) if mlp_dim else None
         )
+        self.lstm = nn.LSTM(
+            mlp_dim or embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=True,
+        )
+        self.pooling = pooling
         self.output_dim = 2 * hidden_dim
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -90,9 +113,15 @@ class LanguageEncoder(nn.Module):
         """
         lengths = (tokens != 0).sum(1).clamp(min=1).cpu()
         embedded = self.dropout(self.embedding(tokens))
+        if self.mlp is not None:
+            embedded = self.mlp(embedded)
         packed = nn.utils.rnn.pack_padded_sequence(
             embedded, lengths, batch_first=True, enforce_sorted=False
         )
-        _, (hidden, _) = self.lstm(packed)
-        # hidden: (num_layers * 2, N, H); the last layer's forward and backward final states.
-        return torch.cat([hidden[-2], hidden[-1]], dim=1)
+        outputs, (hidden, _) = self.lstm(packed)
+        if self.pooling == "final_states":
+            # hidden: (num_layers * 2, N, H); the last layer's forward and backward final states.
+            return torch.cat([hidden[-2], hidden[-1]], dim=1)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True)
+        last = (lengths - 1).to(outputs.device)
+        return outputs[torch.arange(outputs.shape[0], device=outputs.device), last]

@@ -21,6 +21,8 @@ def build_language_encoder(cfg) -> LanguageEncoder:
         hidden_dim=lang.HIDDEN_DIM,
         num_layers=lang.NUM_LAYERS,
         dropout=lang.DROPOUT,
+        mlp_dim=lang.MLP_DIM,
+        pooling=lang.POOLING,
     )
 
 

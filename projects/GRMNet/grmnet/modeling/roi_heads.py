@@ -11,9 +11,13 @@ from detectron2.modeling.roi_heads import build_box_head, build_mask_head
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals
 from detectron2.structures import Boxes, ImageList, Instances
+from torch import nn
 
 from ..ops import grm_feature_dim, grm_features, pad_reference_pool, saturating_cast, tile_to
+from .fusion import AuthorsRoIFusion
 from .language_fusion import language_channels
+
+TRAIN_POOLS = ("proposals", "sampled")
 
 
 @dataclass
@@ -40,6 +44,10 @@ def fusion_channels(cfg) -> int:
     return lang + grm_feature_dim(g.TOP_K, g.RELATIVE, g.ABSOLUTE)
 
 
+def _authors_fusion(cfg) -> bool:
+    return cfg.MODEL.GRMNET.FUSION == "authors"
+
+
 @ROI_HEADS_REGISTRY.register()
 class GRMROIHeads(StandardROIHeads):
     """StandardROIHeads whose box and mask heads see [RoI features, language, GRM] (Fig. 2).
@@ -60,6 +68,9 @@ class GRMROIHeads(StandardROIHeads):
         grm_relative: str,
         grm_manner: str,
         grm_absolute: bool,
+        grm_train_pool: str = "proposals",
+        box_fusion: Optional[nn.Module] = None,
+        mask_fusion: bool = True,
         **kwargs,
     ):
         """
@@ -69,6 +80,12 @@ class GRMROIHeads(StandardROIHeads):
             grm_relative: "corner", "center" or "center3" (see :func:`relative_position`).
             grm_manner: "consistency" or "distance" (see :func:`select_references`).
             grm_absolute: append the RoI's absolute position.
+            grm_train_pool: references in training among the RPN "proposals" or the "sampled"
+                RoIs in sampling order (the authors' code).
+            box_fusion: maps the concatenated box-head inputs to the box head's input (the
+                authors' conv-BN-ReLU + L2); None: the concatenation itself.
+            mask_fusion: concatenate sentence and GRM to the mask head's inputs (False: the
+                mask head sees the plain RoI features, as in the authors' code).
             kwargs: arguments of :class:`StandardROIHeads`; the box and mask heads must accept
                 the fused channels.
         """
@@ -78,6 +95,11 @@ class GRMROIHeads(StandardROIHeads):
         self.grm_relative = grm_relative
         self.grm_manner = grm_manner
         self.grm_absolute = grm_absolute
+        if grm_train_pool not in TRAIN_POOLS:
+            raise ValueError(f"MODEL.GRMNET.GRM.TRAIN_POOL={grm_train_pool!r}: use {TRAIN_POOLS}")
+        self.grm_train_pool = grm_train_pool
+        self.box_fusion = box_fusion
+        self.mask_fusion = mask_fusion
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -92,14 +114,25 @@ class GRMROIHeads(StandardROIHeads):
             grm_relative=g.RELATIVE,
             grm_manner=g.MANNER,
             grm_absolute=g.ABSOLUTE,
+            grm_train_pool=g.TRAIN_POOL,
+            mask_fusion=not _authors_fusion(cfg),
         )
+        if _authors_fusion(cfg):
+            channels = input_shape[cfg.MODEL.ROI_HEADS.IN_FEATURES[0]].channels
+            ret["box_fusion"] = AuthorsRoIFusion(
+                in_channels=channels + fusion_channels(cfg),
+                out_channels=channels,
+                norm=cfg.MODEL.GRMNET.FUSION_NORM,
+            )
         return ret
 
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
-        channels = input_shape[cfg.MODEL.ROI_HEADS.IN_FEATURES[0]].channels + fusion_channels(cfg)
+        channels = input_shape[cfg.MODEL.ROI_HEADS.IN_FEATURES[0]].channels
+        if not _authors_fusion(cfg):  # the authors' fusion maps back to the RoI channels
+            channels += fusion_channels(cfg)
         ret["box_head"] = build_box_head(cfg, ShapeSpec(channels=channels, height=res, width=res))
         ret["box_predictor"] = FastRCNNOutputLayers(cfg, ret["box_head"].output_shape)
         return ret
@@ -110,7 +143,9 @@ class GRMROIHeads(StandardROIHeads):
         if not ret:
             return ret
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
-        channels = input_shape[cfg.MODEL.ROI_HEADS.IN_FEATURES[0]].channels + fusion_channels(cfg)
+        channels = input_shape[cfg.MODEL.ROI_HEADS.IN_FEATURES[0]].channels
+        if not _authors_fusion(cfg):  # the authors' mask head fuses nothing
+            channels += fusion_channels(cfg)
         ret["mask_head"] = build_mask_head(cfg, ShapeSpec(channels=channels, width=res, height=res))
         return ret
 
@@ -131,6 +166,8 @@ class GRMROIHeads(StandardROIHeads):
         if self.training:
             assert targets, "'targets' argument is required during training"
             proposals = self.label_and_sample_proposals(proposals, targets)
+            if self.grm_train_pool == "sampled":
+                fusion = self.sampled_pool(proposals, fusion)
             losses = self._forward_box(features, proposals, fusion)
             losses.update(self._forward_mask(features, proposals, fusion))
             return proposals, losses
@@ -147,6 +184,16 @@ class GRMROIHeads(StandardROIHeads):
         image_hw = torch.tensor(images.image_sizes, device=device, dtype=torch.float32)
         lang = language if self.roi_language_fusion else None
         return FusionInputs(lang, pool_boxes, pool_scores, pool_valid, image_hw.reshape(-1, 2))
+
+    @staticmethod
+    def sampled_pool(sampled: List[Instances], fusion: FusionInputs) -> FusionInputs:
+        """The authors' training-time pool: each image's sampled RoIs, ranked in sampling order
+        (foreground first), so the top-K references are the first K RoIs other than the
+        candidate."""
+        boxes = [p.proposal_boxes.tensor.detach() for p in sampled]
+        ranks = [-torch.arange(len(b), device=b.device, dtype=b.dtype) for b in boxes]
+        pool_boxes, pool_scores, pool_valid = pad_reference_pool(boxes, ranks)
+        return FusionInputs(fusion.language, pool_boxes, pool_scores, pool_valid, fusion.image_hw)
 
     def fuse(self, pooled: torch.Tensor, boxes: List[Boxes], fusion: FusionInputs):
         """(R, C, S, S) pooled features -> (R, C + L + K * d + 5, S, S)."""
@@ -194,6 +241,8 @@ class GRMROIHeads(StandardROIHeads):
         features = [features[f] for f in self.box_in_features]
         boxes = [x.proposal_boxes for x in proposals]
         box_features = self.fuse(self.box_pooler(features, boxes), boxes, fusion)
+        if self.box_fusion is not None:
+            box_features = self.box_fusion(box_features)
         predictions = self.box_predictor(self.box_head(box_features))
         del box_features
         if not self.training:
@@ -217,5 +266,7 @@ class GRMROIHeads(StandardROIHeads):
             instances, _ = select_foreground_proposals(instances, self.num_classes)
         features = [features[f] for f in self.mask_in_features]
         boxes = [x.proposal_boxes if self.training else x.pred_boxes for x in instances]
-        mask_features = self.fuse(self.mask_pooler(features, boxes), boxes, fusion)
+        mask_features = self.mask_pooler(features, boxes)
+        if self.mask_fusion:
+            mask_features = self.fuse(mask_features, boxes, fusion)
         return self.mask_head(mask_features, instances)

@@ -8,39 +8,59 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator import RPN, build_rpn_head
 from detectron2.structures import ImageList, Instances
+from torch import nn
 
+from .fusion import AuthorsRPNFusion
 from .language_fusion import language_channels, tile_language
+
+FUSIONS = ("paper", "authors")
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
 class GRMRPN(RPN):
     """detectron2's RPN whose objectness means "an object matching the expression".
 
-    With ``MODEL.GRMNET.RPN_FUSION`` the sentence feature (N, L) is tiled over every level in
-    ``in_features`` and concatenated to it, so the head sees C + L channels.
+    With ``MODEL.GRMNET.RPN_FUSION`` and ``FUSION: paper`` the sentence feature (N, L) is tiled
+    over every level in ``in_features`` and concatenated to it, so the head sees C + L channels.
+    With ``FUSION: authors`` every level goes through :class:`AuthorsRPNFusion` (C channels).
     """
 
     @configurable
-    def __init__(self, *, fuse_language: bool, **kwargs):
+    def __init__(self, *, fuse_language: bool, fusion: Optional[nn.Module] = None, **kwargs):
         """
         Args:
-            fuse_language: concatenate the sentence feature to the RPN inputs.
+            fuse_language: condition the RPN on the sentence feature.
+            fusion: maps ((N, C, H, W), (N, L)) to the head's input; None: concatenation.
             kwargs: arguments of :class:`RPN`; ``head`` must accept the fused channels.
         """
         super().__init__(**kwargs)
         self.fuse_language = fuse_language
+        self.fusion = fusion
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
         ret = super().from_config(cfg, input_shape)
-        extra = language_channels(cfg) if cfg.MODEL.GRMNET.RPN_FUSION else 0
-        ret["fuse_language"] = extra > 0
-        if extra:
-            shapes = [
-                ShapeSpec(channels=input_shape[f].channels + extra, stride=input_shape[f].stride)
-                for f in cfg.MODEL.RPN.IN_FEATURES
-            ]
-            ret["head"] = build_rpn_head(cfg, shapes)
+        g = cfg.MODEL.GRMNET
+        if g.FUSION not in FUSIONS:
+            raise ValueError(f"MODEL.GRMNET.FUSION={g.FUSION!r}: use one of {FUSIONS}")
+        ret["fuse_language"] = bool(g.RPN_FUSION)
+        if not g.RPN_FUSION:
+            return ret
+        if g.FUSION == "authors":
+            channels = {input_shape[f].channels for f in cfg.MODEL.RPN.IN_FEATURES}
+            ret["fusion"] = AuthorsRPNFusion(
+                channels=channels.pop(),
+                language_dim=language_channels(cfg),
+                mlp_dim=g.FUSION_MLP_DIM,
+                norm=g.FUSION_NORM,
+            )
+            return ret
+        extra = language_channels(cfg)
+        shapes = [
+            ShapeSpec(channels=input_shape[f].channels + extra, stride=input_shape[f].stride)
+            for f in cfg.MODEL.RPN.IN_FEATURES
+        ]
+        ret["head"] = build_rpn_head(cfg, shapes)
         return ret
 
     def forward(
@@ -56,5 +76,8 @@ class GRMRPN(RPN):
                 raise ValueError("GRMRPN fuses language features but got language=None")
             features = dict(features)
             for f in self.in_features:
-                features[f] = torch.cat([features[f], tile_language(language, features[f])], 1)
+                if self.fusion is not None:
+                    features[f] = self.fusion(features[f], language)
+                else:
+                    features[f] = torch.cat([features[f], tile_language(language, features[f])], 1)
         return super().forward(images, features, gt_instances)
