@@ -19,9 +19,13 @@ def add_flash_ambient_config(cfg):
 
 def _model_node():
     node = CN()
-    # Apply the attention map M = 1 - mean_c |I_a - I_f| (Eq. 1) to both loss terms (Eq. 2).
-    # False gives the paper's Table 2 conditions "R + A" and "R".
-    node.ATTENTION = True
+    # The attention map M = 1 - mean_c |I_a - I_f| (Eq. 1) applied (Eq. 2) to the reconstruction
+    # term, R_M (the generator's switch in the authors' code) ...
+    node.ATTENTION_G = True
+    # ... and to what the discriminator sees, real I_a * M and fake G(I_f) * M, in both the D loss
+    # and G's adversarial term, A_M (the discriminator's switch). Both True: the paper's default;
+    # both False: Table 2's "R + A" (and "R" without a discriminator).
+    node.ATTENTION_D = True
     # Weight of the reconstruction term R (masked L1, Eq. 3). The paper's L = R + lambda * A.
     node.L1_WEIGHT = 1.0
     # lambda in Eq. 4: weight of the adversarial term A in the generator objective.
@@ -40,6 +44,13 @@ def _model_node():
     node.GENERATOR.FREEZE_ENCODER = True
     # Output activation: "sigmoid" (images in [0, 1]), "tanh" (DeepFlash's signed target), "none".
     node.GENERATOR.OUTPUT_ACTIVATION = "sigmoid"
+    # Conv+ReLU per decoder level of FlashAmbientVGG16UNet, deepest level first: (3, 3, 2, 2)
+    # mirrors the encoder (the paper's "symmetric" decoder); the authors' vgg16_decoder has
+    # (3, 2, 2, 2).
+    node.GENERATOR.DECODER_CONVS = (3, 3, 2, 2)
+    # Decoder upsampling of both generators: "transposed" (stride-2 transposed conv, the paper) or
+    # "resize_conv" (nearest-neighbour resize + conv, which leaves no checkerboard pattern).
+    node.GENERATOR.UPSAMPLE = "transposed"
 
     node.DISCRIMINATOR = CN()
     # Discriminator D in FLASH_AMBIENT_DISCRIMINATOR_REGISTRY: "FlashAmbientStridedDiscriminator"
@@ -57,6 +68,11 @@ def _model_node():
     node.DEEPFLASH.FILTER_DIAMETER = 7
     node.DEEPFLASH.SIGMA_SPACE = 7.0
     node.DEEPFLASH.SIGMA_RANGE = 102.0
+    # Which bilateral filter: "opencv" (cv2.bilateralFilter: disc window, joint colour distance,
+    # reflect-101 borders, float output, applied to the training crop) or "authors" (the authors'
+    # re-implementation: square window, one range weight per channel, zero padding, output
+    # truncated to uint8, applied to the full image before the training crop).
+    node.DEEPFLASH.FILTER = "opencv"
     return node
 
 

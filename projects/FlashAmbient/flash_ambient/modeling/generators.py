@@ -1,6 +1,6 @@
 """Generators: the paper's VGG-16 encoder-decoder and the SID U-Net trained from scratch."""
 
-from typing import List
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,14 +50,38 @@ class VGG16Encoder(nn.Sequential):
         return features + [x]
 
 
-class _UpBlock(nn.Module):
-    """Transposed-conv upsampling to the skip's size, concatenation, ``num_convs`` conv+act."""
+UPSAMPLE_MODES = ("transposed", "resize_conv")
+# Convolutions per decoder level, deepest first: the mirror of VGG-16's stages 4-1 (the paper's
+# "symmetric" decoder) and the authors' ``vgg16_decoder`` (one 256-channel conv fewer).
+MIRROR_DECODER_CONVS = (3, 3, 2, 2)
+AUTHORS_DECODER_CONVS = (3, 2, 2, 2)
 
-    def __init__(self, in_ch, skip_ch, num_convs, kernel, act):
+
+def _check_upsample(mode: str) -> str:
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"GENERATOR.UPSAMPLE must be one of {UPSAMPLE_MODES}: {mode!r}")
+    return mode
+
+
+class _UpBlock(nn.Module):
+    """Upsampling to the skip's size, concatenation, ``num_convs`` conv+act.
+
+    ``upsample="transposed"``: ConvTranspose2d(kernel, stride 2) (the paper's decoder).
+    ``"resize_conv"``: nearest-neighbour resize to the skip's size, then a ``kernel`` x ``kernel``
+    conv (odd kernels; 3 for 2) -- every output pixel gets the same number of kernel taps, so
+    there is no checkerboard pattern (Odena et al. 2016).
+    """
+
+    def __init__(self, in_ch, skip_ch, num_convs, kernel, act, upsample="transposed"):
         super().__init__()
-        padding = 1 if kernel == 3 else 0
-        self.up = nn.ConvTranspose2d(in_ch, skip_ch, kernel, stride=2, padding=padding)
-        self.max_extra = kernel - 2 * padding  # largest output is 2 * input + max_extra - 1
+        self.upsample = _check_upsample(upsample)
+        if upsample == "transposed":
+            padding = 1 if kernel == 3 else 0
+            self.up = nn.ConvTranspose2d(in_ch, skip_ch, kernel, stride=2, padding=padding)
+            self.max_extra = kernel - 2 * padding  # largest output is 2 * input + max_extra - 1
+        else:
+            kernel = kernel if kernel % 2 else kernel + 1
+            self.up = nn.Conv2d(in_ch, skip_ch, kernel, padding=kernel // 2)
         convs, ch = [], 2 * skip_ch
         for _ in range(num_convs):
             convs += [nn.Conv2d(ch, skip_ch, 3, padding=1), act()]
@@ -66,6 +90,9 @@ class _UpBlock(nn.Module):
 
     def forward(self, x, skip):
         target = skip.shape[-2:]
+        if self.upsample == "resize_conv":
+            x = self.up(F.interpolate(x, size=tuple(target), mode="nearest"))
+            return self.convs(torch.cat([x, skip], dim=1))
         reachable = [min(t, 2 * s + self.max_extra - 1) for t, s in zip(target, x.shape[-2:])]
         x = self.up(x, output_size=reachable)
         if reachable != list(target):
@@ -80,9 +107,11 @@ class _UpBlock(nn.Module):
 class FlashAmbientVGG16UNet(nn.Module):
     """VGG-16 encoder + symmetric decoder with skips from relu1_2 / relu2_2 / relu3_3 / relu4_3.
 
-    Each decoder level: ConvTranspose2d(3, stride 2) to the skip's size, concatenation, 2-3
-    conv+ReLU (mirroring the encoder stage), no normalisation; a 3x3 conv to 3 channels and the
-    output activation end the net. Inputs in [0, 1] without mean / std normalisation.
+    Each decoder level: ConvTranspose2d(3, stride 2) to the skip's size (or resize + conv),
+    concatenation, ``decoder_convs`` conv+ReLU (3-3-2-2 mirrors the encoder, the paper's
+    "symmetric" decoder; the authors' code has 3-2-2-2), no normalisation; a 3x3 conv to 3
+    channels and the output activation end the net. Inputs in [0, 1] without mean / std
+    normalisation.
     """
 
     @configurable
@@ -92,18 +121,29 @@ class FlashAmbientVGG16UNet(nn.Module):
         base_channels: int = 64,
         freeze_encoder: bool = True,
         output_activation: str = "sigmoid",
+        decoder_convs: Sequence[int] = MIRROR_DECODER_CONVS,
+        upsample: str = "transposed",
     ):
         """
         Args:
             base_channels: channels of the first stage (64 = VGG-16).
             freeze_encoder: disable gradients of the 13 encoder convolutions.
             output_activation: "sigmoid", "tanh" or "none".
+            decoder_convs: conv+ReLU per decoder level, deepest (relu4_3's scale) first.
+            upsample: "transposed" (the paper) or "resize_conv" (no checkerboard).
         """
         super().__init__()
+        decoder_convs = tuple(int(n) for n in decoder_convs)
+        if len(decoder_convs) != 4 or min(decoder_convs) < 1:
+            raise ValueError(
+                "GENERATOR.DECODER_CONVS must list 4 positive conv counts, deepest level first "
+                f"(paper {MIRROR_DECODER_CONVS}, authors' code {AUTHORS_DECODER_CONVS}): "
+                f"{decoder_convs}"
+            )
         self.encoder = VGG16Encoder(base_channels)
         chans = self.encoder.stage_channels
         self.decoder = nn.ModuleList(
-            _UpBlock(chans[i + 1], chans[i], _VGG16_STAGES[i][0], 3, nn.ReLU)
+            _UpBlock(chans[i + 1], chans[i], decoder_convs[3 - i], 3, nn.ReLU, upsample)
             for i in reversed(range(4))
         )
         self.head = nn.Conv2d(chans[0], 3, 3, padding=1)
@@ -119,6 +159,8 @@ class FlashAmbientVGG16UNet(nn.Module):
             "base_channels": g.BASE_CHANNELS,
             "freeze_encoder": g.FREEZE_ENCODER,
             "output_activation": g.OUTPUT_ACTIVATION,
+            "decoder_convs": g.DECODER_CONVS,
+            "upsample": g.UPSAMPLE,
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -138,7 +180,13 @@ class FlashAmbientSIDUNet(nn.Module):
     """
 
     @configurable
-    def __init__(self, *, base_channels: int = 32, output_activation: str = "sigmoid"):
+    def __init__(
+        self,
+        *,
+        base_channels: int = 32,
+        output_activation: str = "sigmoid",
+        upsample: str = "transposed",
+    ):
         super().__init__()
         chans = [base_channels * 2**i for i in range(5)]
         self.encoder = nn.ModuleList()
@@ -156,7 +204,7 @@ class FlashAmbientSIDUNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         act = lambda: nn.LeakyReLU(0.2, True)  # noqa: E731
         self.decoder = nn.ModuleList(
-            _UpBlock(chans[i + 1], chans[i], 2, 2, act) for i in reversed(range(4))
+            _UpBlock(chans[i + 1], chans[i], 2, 2, act, upsample) for i in reversed(range(4))
         )
         self.head = nn.Conv2d(chans[0], 3, 1)
         self.activation = _output_activation(output_activation)
@@ -164,7 +212,11 @@ class FlashAmbientSIDUNet(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         g = cfg.MODEL.FLASH_AMBIENT.GENERATOR
-        return {"base_channels": g.BASE_CHANNELS, "output_activation": g.OUTPUT_ACTIVATION}
+        return {
+            "base_channels": g.BASE_CHANNELS,
+            "output_activation": g.OUTPUT_ACTIVATION,
+            "upsample": g.UPSAMPLE,
+        }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> (N, 3, H, W)."""

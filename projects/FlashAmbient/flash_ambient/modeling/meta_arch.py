@@ -8,10 +8,12 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
-from ..ops import attention_map, bilateral_filter
+from ..ops import attention_map, bilateral_filter, bilateral_filter_authors
 from .registry import build_flash_ambient_generator
 
 logger = logging.getLogger(__name__)
+
+BILATERAL_FILTERS = {"opencv": bilateral_filter, "authors": bilateral_filter_authors}
 
 
 class _ImageToImage(nn.Module):
@@ -52,7 +54,7 @@ class FlashAmbientTranslator(_ImageToImage):
     Training: ``forward`` returns the tensors of the objective (the trainer's
     ``FlashAmbientGANLoss`` turns them into weighted losses, since the adversarial term needs the
     separately optimised discriminator): ``{"flash", "target", "fake", "attention"}``, all
-    (N, C, H, W) in [0, 1], ``attention`` (N, 1, H, W) or None when the attention is disabled.
+    (N, C, H, W) in [0, 1], ``attention`` (N, 1, H, W) or None when neither loss term uses it.
     Inference: ``[{"ambient": (3, H, W)}]``.
     """
 
@@ -77,10 +79,10 @@ class FlashAmbientTranslator(_ImageToImage):
             )
         return {
             "generator": build_flash_ambient_generator(cfg),
-            "attention": cfg.MODEL.FLASH_AMBIENT.ATTENTION,
+            "attention": cfg.MODEL.FLASH_AMBIENT.ATTENTION_G or cfg.MODEL.FLASH_AMBIENT.ATTENTION_D,
         }
 
-    def prepare_training(self, flash, ambient):
+    def prepare_training(self, flash, ambient, batched_inputs=None):
         """Returns (network input, regression target) for a training batch."""
         return flash, ambient
 
@@ -94,7 +96,7 @@ class FlashAmbientTranslator(_ImageToImage):
         ambient = self._stack(batched_inputs, "ambient")
         if ambient is None:
             raise ValueError("FlashAmbientTranslator: training inputs need an 'ambient' image")
-        net_input, target = self.prepare_training(flash, ambient)
+        net_input, target = self.prepare_training(flash, ambient, batched_inputs)
         return {
             "flash": flash,
             "target": target,
@@ -110,11 +112,23 @@ class FlashAmbientDeepFlash(FlashAmbientTranslator):
     The generator sees the bilateral-filtered flash image and regresses
     ``(flash_bf - ambient_bf) / 2``; the prediction is ``clamp(flash - 2 * G(flash_bf), 0, 1)``,
     which keeps the flash image's high frequencies. Use a "tanh" output activation.
+
+    ``bilateral="opencv"`` filters in the model (OpenCV's filter, on the training crop);
+    ``"authors"`` uses the authors' filter, which the mapper applies to the full training image
+    before cropping (inputs ``image_bf`` / ``ambient_bf``, uint8); inference filters the full
+    image in the model with either.
     """
 
     @configurable
-    def __init__(self, *, diameter=7, sigma_space=7.0, sigma_range=102.0, **kwargs):
+    def __init__(
+        self, *, diameter=7, sigma_space=7.0, sigma_range=102.0, bilateral="opencv", **kwargs
+    ):
         super().__init__(**kwargs)
+        if bilateral not in BILATERAL_FILTERS:
+            raise ValueError(
+                f"DEEPFLASH.FILTER must be one of {sorted(BILATERAL_FILTERS)}: {bilateral!r}"
+            )
+        self.bilateral = BILATERAL_FILTERS[bilateral]
         self.filter_args = dict(diameter=diameter, sigma_space=sigma_space, sigma_range=sigma_range)
 
     @classmethod
@@ -122,14 +136,21 @@ class FlashAmbientDeepFlash(FlashAmbientTranslator):
         d = cfg.MODEL.FLASH_AMBIENT.DEEPFLASH
         ret = super().from_config(cfg)
         ret.update(diameter=d.FILTER_DIAMETER, sigma_space=d.SIGMA_SPACE, sigma_range=d.SIGMA_RANGE)
+        ret["bilateral"] = d.FILTER
         return ret
 
     def _filter(self, images):
-        return bilateral_filter(images * 255.0, **self.filter_args) / 255.0
+        return self.bilateral(images * 255.0, **self.filter_args) / 255.0
 
-    def prepare_training(self, flash, ambient):
-        flash_bf = self._filter(flash)
-        return flash_bf, (flash_bf - self._filter(ambient)) / 2.0
+    def _filtered(self, images, batched_inputs, key):
+        """The mapper's pre-crop filtered images when it made them, else ``_filter(images)``."""
+        if batched_inputs is not None and key in batched_inputs[0]:
+            return self._stack(batched_inputs, key)
+        return self._filter(images)
+
+    def prepare_training(self, flash, ambient, batched_inputs=None):
+        flash_bf = self._filtered(flash, batched_inputs, "image_bf")
+        return flash_bf, (flash_bf - self._filtered(ambient, batched_inputs, "ambient_bf")) / 2.0
 
     def predict(self, flash):
         return (flash - 2.0 * self.generator(self._filter(flash))).clamp(0.0, 1.0)
