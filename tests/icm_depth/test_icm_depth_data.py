@@ -67,6 +67,13 @@ def test_semkitti_dvps_class_and_instance_pairs(tmp_path):
         _write(tmp_path / "c.png", cls), _write(tmp_path / "i.png", inst)
     )
     assert ids.tolist() == [[1, 0, 2, 3]]
+    # Stuff classes (8 road, 13 fence, 255 ignore) are never instances, whatever their ids.
+    cls = np.array([[0, 8, 13, 7, 255]], np.uint8)
+    inst = np.array([[4, 4, 9, 9, 9]], np.uint16)
+    ids = read_semkitti_dvps_instances(
+        _write(tmp_path / "c2.png", cls), _write(tmp_path / "i2.png", inst)
+    )
+    assert ids.tolist() == [[1, 0, 0, 2, 0]]
     assert focal_from_depth_name("a/000000_000001_depth_718.8560180664062.png") == pytest.approx(
         718.856018
     )

@@ -21,6 +21,10 @@ PANOPTIC_DIVISOR = 1000
 # marks void with 32, SemKITTI-DVPS with 255).
 CITYSCAPES_DVPS_CLASSES = tuple(range(19)) + (32, 255)
 SEMKITTI_DVPS_CLASSES = tuple(range(19)) + (255,)
+# SemKITTI-DVPS "thing" train ids (SemanticKITTI's learning map): car, bicycle, motorcycle, truck,
+# other-vehicle, person, bicyclist, motorcyclist. Stuff classes can carry instance ids in the
+# files (projected lidar labels); they are not instances.
+SEMKITTI_DVPS_THING_CLASSES = tuple(range(8))
 _FOCAL_RE = re.compile(r"_depth_(\d+(?:\.\d+)?)\.png$")
 
 
@@ -76,8 +80,10 @@ def read_cityscapes_dvps_instances(path: str) -> np.ndarray:
 def read_semkitti_dvps_instances(class_path: str, instance_path: str) -> np.ndarray:
     """``*_gtFine_class.png`` + ``*_gtFine_instance.png`` -> instance ids 1..M.
 
-    An instance is a (class, instance id) pair with instance id > 0. A class outside
-    :data:`SEMKITTI_DVPS_CLASSES` raises :class:`BadSampleError` with the fraction of such pixels.
+    An instance is a (class, instance id) pair with instance id > 0 and a class among
+    :data:`SEMKITTI_DVPS_THING_CLASSES`; stuff pixels become 0 whatever their instance id. A class
+    outside :data:`SEMKITTI_DVPS_CLASSES` raises :class:`BadSampleError` with the fraction of such
+    pixels.
     """
     classes = _read_unchanged(class_path)
     instances = _read_unchanged(instance_path)
@@ -93,8 +99,9 @@ def read_semkitti_dvps_instances(class_path: str, instance_path: str) -> np.ndar
         )
     unknown_value_fraction(classes, SEMKITTI_DVPS_CLASSES, class_path)
     instances = instances.astype(np.int64)
-    combined = classes.astype(np.int64) * 65536 + instances
-    return relabel_consecutive(np.where(instances > 0, combined, 0))
+    classes = classes.astype(np.int64)
+    things = (instances > 0) & np.isin(classes, SEMKITTI_DVPS_THING_CLASSES)
+    return relabel_consecutive(np.where(things, classes * 65536 + instances, 0))
 
 
 def read_instance_png(path: str) -> np.ndarray:
