@@ -1,4 +1,4 @@
-"""Config keys of GRMNet: ``cfg.MODEL.GRMNET`` and ``cfg.SOLVER.GRMNET``."""
+"""Config keys of GRMNet: ``cfg.MODEL.GRMNET``, ``cfg.INPUT.GRMNET`` and ``cfg.SOLVER.GRMNET``."""
 
 from detectron2.config import CfgNode as CN
 
@@ -66,6 +66,13 @@ def add_grmnet_config(cfg):
         cfg.MODEL.GRMNET.BACKBONE.WIDTHS = [16, 32, 64, 128]
         # Normalisation of the small sketch backbone's convolutions (detectron2 norm name).
         cfg.MODEL.GRMNET.BACKBONE.NORM = "BN"
+
+    if "GRMNET" not in cfg.INPUT:
+        cfg.INPUT.GRMNET = CN()
+        # Probability of a horizontal flip in training that also swaps "left" / "right" (and
+        # "leftmost" / "rightmost") in the expression; 0 disables it. detectron2's own
+        # INPUT.RANDOM_FLIP is dropped by GRMDatasetMapper (it would not swap the words).
+        cfg.INPUT.GRMNET.HFLIP_PROB = 0.0
 
     if "GRMNET" not in cfg.SOLVER:
         cfg.SOLVER.GRMNET = CN()

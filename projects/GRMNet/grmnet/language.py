@@ -16,6 +16,24 @@ def tokenize(expression: str) -> List[str]:
     return _WORD.findall(expression.lower())
 
 
+_MIRRORED = {"left": "right", "right": "left", "leftmost": "rightmost", "rightmost": "leftmost"}
+_MIRRORED_WORD = re.compile(
+    r"\b(" + "|".join(sorted(_MIRRORED, key=len, reverse=True)) + r")\b", re.I
+)
+
+
+def mirror_expression(expression: str) -> str:
+    """The expression of the horizontally flipped sketch: "left" <-> "right", "leftmost" <->
+    "rightmost" (whole words, any case; the first letter's case is kept)."""
+
+    def swap(match):
+        word = match.group(0)
+        new = _MIRRORED[word.lower()]
+        return new.capitalize() if word[0].isupper() else new
+
+    return _MIRRORED_WORD.sub(swap, expression)
+
+
 class Vocabulary:
     """Token <-> id map with ``<pad>`` = 0 and ``<unk>`` = 1 (the SketchyScene-Matching rule)."""
 
