@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Times OverheadFusion's parts: artifact synthesis (per sample on one CPU thread, as in a
-data-loader worker), one training step of the model, and the batched fusion op against a
-per-sample loop.
+data-loader worker), one training step of the model, the batched fusion op against a
+per-sample loop, and (with ``--tiles-dir``) reading the tiles of one large image with and
+without the tile cache.
 
     python tools/benchmark_overhead_fusion.py --device cpu --image-size 300 --views 4 \
         --batch 5 --repeats 3 --json bench.json
+    python tools/benchmark_overhead_fusion.py --tiles-dir ../shared/data/aerial_roads --tile-grid 5
 """
 import argparse
 import json
@@ -14,7 +16,12 @@ import time
 import torch
 
 from d2common.testing import plugin_cfg
-from overhead_fusion.data import OverheadFusionDatasetMapper
+from overhead_fusion.data import (
+    OverheadFusionDatasetMapper,
+    TileCache,
+    load_tiled_dataset,
+    read_tile,
+)
 from overhead_fusion.ops import quality_fusion, segment_ids_from_counts
 
 
@@ -41,6 +48,30 @@ def _loop_fusion(views, logits, counts):
     return torch.stack(out)
 
 
+def time_tile_reads(tiles_dir: str, grid: int, size: int, label_format: str = "mass_roads"):
+    """Seconds per tile to read every tile of the first image of ``tiles_dir`` (``images/``,
+    ``masks/``): each decoding its whole source (``read_tile``), and through a fresh
+    :class:`TileCache` (one decode, then cut and resized tiles)."""
+    records = load_tiled_dataset(
+        os.path.join(tiles_dir, "images"),
+        os.path.join(tiles_dir, "masks"),
+        label_format,
+        grid=grid,
+        full_decode=False,
+    )
+    first = [r for r in records if r["file_name"] == records[0]["file_name"]]
+    t0 = time.perf_counter()
+    for r in first:
+        read_tile(r, size)
+    uncached = (time.perf_counter() - t0) / len(first)
+    cache = TileCache(1 << 30)
+    t0 = time.perf_counter()
+    for r in first:
+        cache.get(r, size)
+    cached = (time.perf_counter() - t0) / len(first)
+    return {"tiles": len(first), "uncached_s": uncached, "cached_s": cached}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config-file", default="configs/OverheadFusion/Base-OverheadFusion.yaml")
@@ -51,7 +82,16 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", default="", help="write the numbers to this JSON file")
+    p.add_argument("--tiles-dir", default="", help="images/ + masks/ of large images to tile")
+    p.add_argument("--tile-grid", type=int, default=5, help="tiles per side for --tiles-dir")
     args = p.parse_args(argv)
+    if args.tiles_dir:
+        t = time_tile_reads(args.tiles_dir, args.tile_grid, args.image_size)
+        print(
+            f"tile reads ({t['tiles']} tiles of one image, {args.image_size} px): "
+            f"{1000 * t['uncached_s']:.1f} ms per tile decoding the source each time, "
+            f"{1000 * t['cached_s']:.1f} ms per tile through the tile cache"
+        )
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -112,6 +152,8 @@ def main(argv=None):
         "fusion_op_loop_s": fusion_loop,
         "torch_threads": torch.get_num_threads(),
     }
+    if args.tiles_dir:
+        results.update(tile_read_uncached_s=t["uncached_s"], tile_read_cached_s=t["cached_s"])
     for key, value in results.items():
         print(f"{key:34s} {value:.4f}" if isinstance(value, float) else f"{key:34s} {value}")
     if args.json:

@@ -1,12 +1,15 @@
 """Evaluator (one confusion matrix over the set, L1 of the fused image) and repeated evaluation."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 
-from overhead_fusion.engine import OverheadFusionTrainer, aggregate_repeats
+from overhead_fusion.engine import OverheadFusionTrainer, aggregate_repeats, per_repeat_values
 from overhead_fusion.evaluation import OverheadFusionEvaluator
 
 
@@ -51,12 +54,17 @@ def test_evaluator_rejects_a_class_count_mismatch(tiny_cfg):
         OverheadFusionEvaluator(cfg, "overhead_fusion_toy_val")
 
 
-def test_aggregate_repeats_mean_and_std():
+def test_aggregate_repeats_mean_and_sample_std():
     runs = [{"fusion": {"mIoU": 40.0, "L1": 0.1}}, {"fusion": {"mIoU": 44.0, "L1": 0.3}}]
+    runs.append({"fusion": {"mIoU": 45.0, "L1": 0.2}})
     agg = aggregate_repeats(runs)["fusion"]
-    assert agg["mIoU"] == pytest.approx(42.0) and agg["mIoU_std"] == pytest.approx(2.0)
+    # sample std: sqrt(sum (x - mean)^2 / (n - 1))
+    assert agg["mIoU"] == pytest.approx(43.0) and agg["mIoU_std"] == pytest.approx(7**0.5)
     assert agg["L1"] == pytest.approx(0.2) and agg["L1_std"] == pytest.approx(0.1)
     assert "mIoU_std" not in aggregate_repeats(runs[:1])["fusion"]
+    assert per_repeat_values(runs) == {
+        "fusion": {"mIoU": [40.0, 44.0, 45.0], "L1": [0.1, 0.3, 0.2]}
+    }
 
 
 def test_trainer_test_repeats_with_fresh_artifacts(tiny_cfg):
@@ -70,3 +78,12 @@ def test_trainer_test_repeats_with_fresh_artifacts(tiny_cfg):
     assert res["L1_std"] > 0  # the two repeats drew different artifacts
     again = OverheadFusionTrainer.test(cfg, model)["fusion"]
     assert again["L1"] == pytest.approx(res["L1"])  # and reproducibly so
+    saved = json.loads(
+        (
+            Path(cfg.OUTPUT_DIR) / "inference" / "overhead_fusion_toy_val" / "repeats.json"
+        ).read_text()
+    )
+    values = saved["values"]["fusion"]["L1"]
+    assert saved["repeats"] == 2 and len(values) == 2
+    assert np.mean(values) == pytest.approx(res["L1"])
+    assert np.std(values, ddof=1) == pytest.approx(res["L1_std"])

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
 
 from d2common.testing import plugin_cfg, repo_root, run_train_steps
 from overhead_fusion.modeling import UNet, unet_channels, weighted_cross_entropy
@@ -115,6 +116,36 @@ def test_different_image_sizes_in_one_batch(tiny_cfg):
     with torch.no_grad():
         out = model(batch)
     assert out[0]["fused"].shape == (3, 20, 20) and out[1]["quality"].shape == (3, 28, 28)
+
+
+def test_a_sample_output_does_not_depend_on_its_batch(tiny_cfg):
+    # Zero-padding a 20 px sample to 28 px would reach into its convolutions near the border.
+    model = build_model(tiny_cfg()).eval()
+    small, big, same_size = _batch([2], 20), _batch([3], 28), _batch([4], 20)
+    with torch.no_grad():
+        alone = model(small)[0]
+        mixed = model(big + small + same_size)[1]
+    for key in ("sem_seg", "fused", "quality"):
+        assert mixed[key].shape == alone[key].shape
+        torch.testing.assert_close(mixed[key], alone[key], atol=1e-5, rtol=1e-5)
+
+
+def test_mixed_size_training_loss_is_eq3_over_the_batch(tiny_cfg):
+    model = build_model(tiny_cfg(opts=["MODEL.OVERHEAD_FUSION.FUSION", "mean"])).train()
+    batch = _batch([2], 20) + _batch([3], 28)
+    model.seg_net.eval()  # batch statistics aside, the loss is one Eq. 3 over all pixels
+    with EventStorage():
+        loss = model(batch)["loss_sem_seg"]
+    model.eval()
+    with torch.no_grad():
+        logits = [torch.log(o["sem_seg"]) for o in model(batch)]
+    total = sum(
+        torch.nn.functional.nll_loss(
+            lg[None], x["sem_seg"][None], weight=model.class_weights, reduction="sum"
+        )
+        for lg, x in zip(logits, batch)
+    )
+    torch.testing.assert_close(loss, total / (20 * 20 + 28 * 28), atol=1e-5, rtol=1e-4)
 
 
 def test_bad_views_raise_a_clear_error(tiny_cfg):

@@ -63,6 +63,10 @@ def add_overhead_fusion_config(cfg):
         i.NODATA_COLOR = [255, 255, 255]
         # Largest fraction of no-data pixels of a tile kept with NODATA "drop".
         i.NODATA_MAX_FRACTION = 0.01
+        # Megabytes of resized tiles kept per data-loader process: a source image is decoded once
+        # and all its tiles are cut and kept (least recently used out); 0 decodes the whole source
+        # for every tile.
+        i.TILE_CACHE_MB = 256
         # Random horizontal / vertical flips of training tiles (views and labels together).
         i.RANDOM_FLIP = True
 

@@ -1,5 +1,6 @@
 """Trainer: Adam as in the paper, and evaluation repeated with fresh artifacts (mean and std)."""
 
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -15,13 +16,19 @@ from d2common.amp import inference_model
 from d2common.engine import PluginTrainer
 from d2common.registry import TRAINER_REGISTRY
 
-__all__ = ["OverheadFusionTrainer", "aggregate_repeats", "resolve_dataset"]
+__all__ = ["OverheadFusionTrainer", "aggregate_repeats", "per_repeat_values", "resolve_dataset"]
 
 logger = logging.getLogger(__name__)
 
 
+def _numeric(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def aggregate_repeats(runs: List[Dict[str, Dict[str, float]]]) -> "OrderedDict":
-    """Mean over repeated evaluations, plus ``<metric>_std`` when there are several.
+    """Mean over repeated evaluations, plus ``<metric>_std`` when there are several: the sample
+    standard deviation (ddof = 1) of the repeats. Non-numeric entries (the evaluated records)
+    are taken from the first repeat.
 
     Args:
         runs: one ``{task: {metric: value}}`` per repeat.
@@ -29,12 +36,23 @@ def aggregate_repeats(runs: List[Dict[str, Dict[str, float]]]) -> "OrderedDict":
     out = OrderedDict()
     for task in runs[0]:
         out[task] = OrderedDict()
-        for metric in runs[0][task]:
+        for metric, first in runs[0][task].items():
+            if not _numeric(first):
+                out[task][metric] = first
+                continue
             values = np.array([r[task][metric] for r in runs], dtype=np.float64)
             out[task][metric] = float(np.nanmean(values))
             if len(runs) > 1:
-                out[task][f"{metric}_std"] = float(np.nanstd(values))
+                out[task][f"{metric}_std"] = float(np.nanstd(values, ddof=1))
     return out
+
+
+def per_repeat_values(runs: List[Dict[str, Dict[str, float]]]) -> Dict[str, Dict[str, list]]:
+    """``{task: {metric: [value of repeat 0, 1, ...]}}`` of the numeric metrics."""
+    return {
+        task: {m: [r[task][m] for r in runs] for m, v in runs[0][task].items() if _numeric(v)}
+        for task in runs[0]
+    }
 
 
 def resolve_dataset(cfg, dataset_name: str) -> str:
@@ -108,6 +126,10 @@ class OverheadFusionTrainer(PluginTrainer):
                     runs.append(res)
             if comm.is_main_process() and runs and runs[0]:
                 results[dataset_name] = aggregate_repeats(runs)
+                folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, "repeats.json"), "w") as f:
+                    json.dump({"repeats": repeats, "values": per_repeat_values(runs)}, f, indent=1)
                 logger.info("Evaluation results for %s (%d repeats):", dataset_name, repeats)
                 print_csv_format(results[dataset_name])
         if len(results) == 1:

@@ -19,7 +19,8 @@ from .loaders import (
     pair_files,
     scan_pairs,
 )
-from .mapper import OverheadFusionDatasetMapper, nodata_color, read_tile, tile_box
+from .mapper import OverheadFusionDatasetMapper, nodata_color, tile_box
+from .tiles import TileCache, cut_tile, decode_source, read_tile
 
 __all__ = [
     "IGNORE_LABEL",
@@ -38,6 +39,9 @@ __all__ = [
     "pair_files",
     "scan_pairs",
     "OverheadFusionDatasetMapper",
+    "TileCache",
+    "cut_tile",
+    "decode_source",
     "read_tile",
     "tile_box",
 ]

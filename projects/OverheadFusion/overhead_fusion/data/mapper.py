@@ -9,81 +9,25 @@ import numpy as np
 import torch
 
 from d2common.data import seeded_rng
-from d2common.data.validation import (
-    BadSampleError,
-    SampleSkipper,
-    check_same_size,
-    read_image_checked,
-)
+from d2common.data.validation import BadSampleError, SampleSkipper, read_image_checked
 from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, SYNTHESIS_MODES, apply_artifacts
-from .label_formats import (
-    IGNORE_LABEL,
-    LABEL_FORMATS,
-    MAX_UNKNOWN_FRACTION,
-    decode_color_label,
-    label_unknown_fraction,
-)
-from .loaders import IMAGE_EXTENSIONS, check_tiling, nodata_mask, tile_box
+from .loaders import IMAGE_EXTENSIONS, tile_box
+from .tiles import TileCache, read_tile
 
-__all__ = ["NODATA_MODES", "OverheadFusionDatasetMapper", "nodata_color", "read_tile", "tile_box"]
+__all__ = [
+    "NODATA_MODES",
+    "OverheadFusionDatasetMapper",
+    "nodata_color",
+    "read_tile",
+    "tile_box",
+]
 
 logger = logging.getLogger(__name__)
 
 # The authors blur the cloud alpha with sigma 5 at their 300 px input size.
 _REFERENCE_SIZE = 300
-
-
-def read_tile(dataset_dict: dict, size: int, warned: Optional[Set[str]] = None, nodata_color=None):
-    """Reads the tile of a dataset dict, resized to ``size`` x ``size``.
-
-    Both files are fully decoded and checked: a truncated, corrupt or missing file, an image too
-    small for its tiling and a label of another size than its image raise. Images are resized
-    with area interpolation, labels decoded from their colours (colours outside the table become
-    ``IGNORE_LABEL``, with a warning giving their fraction) and resized with nearest neighbour
-    (bilinear resizing would blend class ids at edges).
-
-    Args:
-        warned: label files already warned about (the warning is given once per file; a tile
-            mostly of unknown colours raises every time).
-        nodata_color: (r, g, b) of no-data image pixels, labelled ``IGNORE_LABEL`` (decided at
-            the source resolution, before resizing); None keeps their labels.
-
-    Returns:
-        image (size, size, 3) uint8 RGB; labels (size, size) uint8 class ids, or None without a
-        label file.
-
-    Raises:
-        BadSampleError: naming the file at fault.
-    """
-    image_path = dataset_dict["file_name"]
-    image = read_image_checked(image_path, format="RGB")
-    tile = dataset_dict.get("tile", [0, 0, 1, 0])
-    check_tiling(image_path, image.shape, tile[3], tile[2])
-    x0, y0, x1, y1 = tile_box(image.shape[0], image.shape[1], tile)
-    labels = None
-    if "sem_seg_file_name" in dataset_dict:
-        label_path = dataset_dict["sem_seg_file_name"]
-        label_rgb = read_image_checked(label_path, format="RGB")
-        # A label of another size would be cut at other places: misaligned tiles.
-        check_same_size(image.shape, label_rgb.shape, image_path, label_path)
-        fmt = LABEL_FORMATS[dataset_dict.get("label_format", "city_osm")]
-        tile_rgb = np.ascontiguousarray(label_rgb[y0:y1, x0:x1])
-        ids = decode_color_label(tile_rgb, fmt)
-        unknown = float((ids == fmt.unmatched).mean())
-        if unknown > 0 and (
-            warned is None or label_path not in warned or unknown > MAX_UNKNOWN_FRACTION
-        ):
-            label_unknown_fraction(tile_rgb, fmt, label_path)
-            if warned is not None:
-                warned.add(label_path)
-        if nodata_color is not None:
-            # Outside the photographed area the masks still draw roads: nothing to learn from.
-            ids[nodata_mask(image[y0:y1, x0:x1], nodata_color)] = IGNORE_LABEL
-        labels = cv2.resize(ids, (size, size), interpolation=cv2.INTER_NEAREST)
-    image = cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image), labels
 
 
 @DATASET_MAPPER_REGISTRY.register()
@@ -124,6 +68,7 @@ class OverheadFusionDatasetMapper:
             )
         self.artifact_mode = c.ARTIFACT_MODE
         self.nodata_color = nodata_color(cfg)
+        self.tiles = TileCache(int(float(c.TILE_CACHE_MB) * 2**20))
         self.blur_sigma = float(c.CLOUD_BLUR_SIGMA) * self.size / _REFERENCE_SIZE
         self.seed = int(c.SEED)
         self.random_flip = bool(c.RANDOM_FLIP) and is_train
@@ -163,7 +108,7 @@ class OverheadFusionDatasetMapper:
     def __call__(self, dataset_dict: dict):
         dataset_dict = dict(dataset_dict)
         try:
-            image, labels = read_tile(dataset_dict, self.size, self._warned, self.nodata_color)
+            image, labels = self.tiles.get(dataset_dict, self.size, self._warned, self.nodata_color)
         except BadSampleError as e:
             # Training: skipped, warned about and counted (detectron2's loader draws another
             # tile). Testing: raises, so that no tile is ever scored in place of another.

@@ -131,23 +131,64 @@ class OverheadFusionNet(nn.Module):
         return clean, weights
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
-        views, counts, sizes = self._stack_views(batched_inputs)
+        """Samples of different image sizes are processed in separate groups, never zero-padded
+        together: padding would reach into a sample's convolutions and make its output depend on
+        its batch-mates. The training loss is Eq. 3 over all labelled pixels of the batch."""
+        if self.training and any("sem_seg" not in x for x in batched_inputs):
+            raise ValueError('training inputs need "sem_seg" labels')
+        groups: Dict[tuple, List[int]] = {}
+        for i, x in enumerate(batched_inputs):
+            groups.setdefault(tuple(x["views"].shape[-2:]), []).append(i)
+        if not self.training:
+            outputs = [None] * len(batched_inputs)
+            for indices in groups.values():
+                for i, out in zip(
+                    indices, self._forward_group([batched_inputs[i] for i in indices])
+                ):
+                    outputs[i] = out
+            return outputs
+        ce_sum, labelled, l1_sum, l1_count = 0.0, 0, 0.0, 0
+        for indices in groups.values():
+            g_ce, g_labelled, g_l1, g_count = self._forward_group(
+                [batched_inputs[i] for i in indices]
+            )
+            ce_sum, labelled = ce_sum + g_ce, labelled + g_labelled
+            l1_sum, l1_count = l1_sum + g_l1, l1_count + g_count
+        if l1_count:
+            get_event_storage().put_scalar("overhead_fusion/train_fused_l1", l1_sum / l1_count)
+        return {"loss_sem_seg": ce_sum / max(labelled, 1)}
+
+    def _forward_group(self, batched_inputs):
+        """One forward pass over samples of one image size.
+
+        Returns:
+            inference: one output dict per sample; training: (sum of the weighted cross-entropy,
+            labelled pixels, sum of |fused - clean|, its element count) of the group.
+        """
+        views, counts = self._stack_views(batched_inputs)
         clean = None
         if self.fusion == "clean" or (self.training and "image" in batched_inputs[0]):
-            clean = self._stack([x["image"] for x in batched_inputs], 0.0)
+            clean = torch.stack([x["image"] for x in batched_inputs]).to(self.device)
         fused, quality = self.fuse(views, counts, clean)
         logits = self.seg_net(fused)
-        if self.training:
-            if "sem_seg" not in batched_inputs[0]:
-                raise ValueError('training inputs need "sem_seg" labels')
-            target = self._stack([x["sem_seg"] for x in batched_inputs], self.ignore_value).long()
-            if clean is not None:
-                # The paper's L1: mean over all elements (pixels and channels).
-                l1 = (fused.detach() - clean).abs().mean()
-                get_event_storage().put_scalar("overhead_fusion/train_fused_l1", float(l1))
-            loss = weighted_cross_entropy(logits, target, self.class_weights, self.ignore_value)
-            return {"loss_sem_seg": loss}
-        return self._postprocess(logits, fused, quality, counts, sizes)
+        if not self.training:
+            return self._postprocess(logits, fused, quality, counts)
+        target = torch.stack([x["sem_seg"] for x in batched_inputs]).to(self.device).long()
+        labelled = int((target != self.ignore_value).sum())
+        # Eq. 3 normalised over the whole batch: the group's sum, divided once all are in.
+        ce_sum = F.cross_entropy(
+            logits,
+            target,
+            weight=self.class_weights,
+            ignore_index=self.ignore_value,
+            reduction="sum",
+        )
+        l1_sum, l1_count = 0.0, 0
+        if clean is not None:
+            # The paper's L1: mean over all elements (pixels and channels).
+            l1_sum = float((fused.detach() - clean).abs().sum())
+            l1_count = clean.numel()
+        return ce_sum, labelled, l1_sum, l1_count
 
     def _stack_views(self, batched_inputs):
         per_sample = [x["views"] for x in batched_inputs]
@@ -157,31 +198,14 @@ class OverheadFusionNet(nn.Module):
                     f'input {i}: "views" must be (V>=1, 3, H, W), got {tuple(v.shape)}'
                 )
         counts = torch.tensor([v.shape[0] for v in per_sample], device=self.device)
-        sizes = [tuple(v.shape[-2:]) for v in per_sample]
-        max_h, max_w = max(s[0] for s in sizes), max(s[1] for s in sizes)
-        views = torch.cat(
-            [F.pad(v, [0, max_w - v.shape[-1], 0, max_h - v.shape[-2]]) for v in per_sample]
-        )
-        return views.to(self.device, torch.float32, non_blocking=True), counts, sizes
-
-    def _stack(self, tensors, pad_value):
-        max_h = max(t.shape[-2] for t in tensors)
-        max_w = max(t.shape[-1] for t in tensors)
-        padded = [
-            F.pad(t, [0, max_w - t.shape[-1], 0, max_h - t.shape[-2]], value=pad_value)
-            for t in tensors
-        ]
-        return torch.stack(padded).to(self.device, non_blocking=True)
+        views = torch.cat(per_sample)
+        return views.to(self.device, torch.float32, non_blocking=True), counts
 
     @staticmethod
-    def _postprocess(logits, fused, quality, counts, sizes):
+    def _postprocess(logits, fused, quality, counts):
         probs = logits.softmax(dim=1)
         quality_per_sample = torch.split(quality[:, 0], counts.tolist())
         return [
-            {
-                "sem_seg": probs[i, :, :h, :w],
-                "fused": fused[i, :, :h, :w],
-                "quality": quality_per_sample[i][:, :h, :w],
-            }
-            for i, (h, w) in enumerate(sizes)
+            {"sem_seg": probs[i], "fused": fused[i], "quality": quality_per_sample[i]}
+            for i in range(len(quality_per_sample))
         ]
