@@ -1,5 +1,6 @@
 """Registers SketchyScene-Matching and the toy dataset under ``d2common.data.datasets_root()``."""
 
+import logging
 import os
 from typing import Callable, Dict
 
@@ -9,7 +10,9 @@ from d2common.data import datasets_root, ensure_generated, register_dataset_once
 
 from .categories import SKETCHYSCENE_CATEGORIES
 from .sketchyscene import expressions_path, load_sketchyscene_matching
-from .toy import generate_toy_dataset
+from .toy import TOY_VERSION, generate_toy_dataset, toy_version
+
+logger = logging.getLogger(__name__)
 
 # name -> (directory under the datasets root, split)
 _PREDEFINED_SPLITS = {
@@ -31,6 +34,22 @@ def prepare_dataset(name: str) -> None:
         _PREPARE[name]()
 
 
+def set_aside_stale_toy_data(target: str) -> None:
+    """Renames complete toy data made by another generator version to ``<target>.v<version>``
+    (kept, not deleted) so that it is generated again."""
+    if not os.path.exists(os.path.join(target, ".complete")):
+        return
+    version = toy_version(target)
+    if version == TOY_VERSION:
+        return
+    stale = f"{target}.v{version}.{os.getpid()}"
+    try:
+        os.rename(target, stale)
+    except OSError:  # another process moved it first
+        return
+    logger.warning("toy data %s is of generator version %d: moved to %s", target, version, stale)
+
+
 def _loader(root: str, split: str, prepare: Callable[[], str] = None):
     def load():
         if prepare is not None:
@@ -50,6 +69,7 @@ def register_all_sketchyscene_matching(root: str) -> None:
         if subdir.startswith("toy/"):
 
             def prepare(target=dataset_root):
+                set_aside_stale_toy_data(target)
                 return ensure_generated(target, lambda d: generate_toy_dataset(d, seed=TOY_SEED))
 
             _PREPARE[name] = prepare

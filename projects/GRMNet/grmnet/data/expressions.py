@@ -5,11 +5,13 @@ absolute direction ("the leftmost tree", "the tree on the left", "the second tre
 "the tree in the middle", "the topmost cloud", "the two trees on the left"), and relative
 direction to a unique object ("the tree on the left of the house", "the two cars in front of the
 house", "the cloud behind the house", "the tree near the car"). "In front of" means lower in the
-sketch, "behind" higher, "near" a centre distance under 200 px at 768 px.
+sketch, "behind" higher, "near" a centre distance under 200 px at 768 px. "In front of" /
+"behind" are only generated between objects of the same layer (``sky``): between a sky object
+and a ground object they would always select the whole category.
 """
 
 from collections import OrderedDict
-from typing import Dict, List, Sequence
+from typing import Collection, Dict, List, Sequence
 
 import numpy as np
 
@@ -30,7 +32,10 @@ def _noun_phrase(count: int, name: str) -> str:
 
 
 def candidate_expressions(
-    boxes: np.ndarray, names: Sequence[str], image_size: Sequence[int]
+    boxes: np.ndarray,
+    names: Sequence[str],
+    image_size: Sequence[int],
+    sky: Collection[str] = (),
 ) -> Dict[str, List[int]]:
     """Every template expression that identifies a set of instances.
 
@@ -38,6 +43,8 @@ def candidate_expressions(
         boxes: (N, 4) XYXY pixel boxes.
         names: N category names.
         image_size: (height, width) of the sketch.
+        sky: categories drawn in the sky band; no "in front of" / "behind" between a sky and a
+            ground category.
 
     Returns:
         OrderedDict expression -> sorted instance indices, deterministic order.
@@ -98,11 +105,12 @@ def candidate_expressions(
         for name, members in groups.items():
             if name == ref_name:
                 continue
+            same_layer = (name in sky) == (ref_name in sky)
             relations = (
                 ("on the left of", [i for i in members if cx[i] < rx1]),
                 ("on the right of", [i for i in members if cx[i] > rx2]),
-                ("in front of", [i for i in members if cy[i] > ry2]),
-                ("behind", [i for i in members if cy[i] < ry1]),
+                ("in front of", [i for i in members if cy[i] > ry2] if same_layer else []),
+                ("behind", [i for i in members if cy[i] < ry1] if same_layer else []),
                 ("near", [i for i in members if np.hypot(cx[i] - cx[r], cy[i] - cy[r]) < near]),
             )
             for relation, chosen in relations:
@@ -117,13 +125,14 @@ def generate_expressions(
     image_size: Sequence[int],
     rng: np.random.Generator,
     max_expressions: int = 10,
+    sky: Collection[str] = (),
 ) -> Dict[str, List[int]]:
     """A random subset (at most ``max_expressions``) of :func:`candidate_expressions`.
 
     Returns:
         dict expression -> instance indices (the ``sen_instIdx_map`` of the JSON files).
     """
-    candidates = list(candidate_expressions(boxes, names, image_size).items())
+    candidates = list(candidate_expressions(boxes, names, image_size, sky).items())
     order = rng.permutation(len(candidates))[:max_expressions]
     return OrderedDict(candidates[i] for i in sorted(order))
 

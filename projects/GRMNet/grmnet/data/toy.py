@@ -20,6 +20,10 @@ from .expressions import generate_expressions, template_vocabulary
 from .sketchyscene import class_gt_path, drawing_path, expressions_path, instance_gt_path
 
 TOY_CATEGORIES = ("tree", "house", "car", "sun", "cloud")
+# Written to VERSION_FILE; data of another version is regenerated (builtin.py). 2: no "in front
+# of" / "behind" between sky and ground objects.
+TOY_VERSION = 2
+VERSION_FILE = "generator_version.txt"
 # (width, height) ranges as fractions of the image side, and whether the object sits in the sky.
 _SHAPES = {
     "tree": ((0.10, 0.16), (0.18, 0.26), False),
@@ -182,7 +186,8 @@ def generate_toy_split(
         cv2.imwrite(drawing_path(root, split, key), drawing)
         scipy.io.savemat(class_gt_path(root, split, key), {"CLASS_GT": classes})
         scipy.io.savemat(instance_gt_path(root, split, key), {"INSTANCE_GT": instances})
-        expressions = generate_expressions(boxes, names, (size, size), rng)
+        sky = [n for n in TOY_CATEGORIES if _SHAPES[n][2]]
+        expressions = generate_expressions(boxes, names, (size, size), rng, sky=sky)
         entries.append({"key": key, "sen_instIdx_map": expressions})
     with open(expressions_path(root, split), "w", encoding="utf-8") as f:
         json.dump(entries, f, indent=1)
@@ -200,3 +205,15 @@ def generate_toy_dataset(
     generate_toy_split(root, "val", num_val, seed, size, first_key=10001)
     with open(os.path.join(root, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(template_vocabulary(TOY_CATEGORIES)) + "\n")
+    with open(os.path.join(root, VERSION_FILE), "w", encoding="utf-8") as f:
+        f.write(f"{TOY_VERSION}\n")
+
+
+def toy_version(root: str) -> int:
+    """The generator version of the toy data under ``root`` (1 when it has no version file)."""
+    path = os.path.join(root, VERSION_FILE)
+    if not os.path.isfile(path):
+        return 1
+    with open(path, encoding="utf-8") as f:
+        text = f.read().strip()
+    return int(text) if text.isdigit() else 0
