@@ -82,7 +82,8 @@ PAPER_RUNS = {
             "('lowlight_nl_toy_val',)",
         ]
         + ["INPUT.MIN_SIZE_TRAIN", "(320,)", "INPUT.MAX_SIZE_TRAIN", "512"]
-        + ["INPUT.MIN_SIZE_TEST", "320", "INPUT.MAX_SIZE_TEST", "512", "SOLVER.IMS_PER_BATCH", "2"],
+        + ["INPUT.MIN_SIZE_TEST", "320", "INPUT.MAX_SIZE_TEST", "512", "SOLVER.IMS_PER_BATCH", "2"]
+        + ["MODEL.ROI_HEADS.NUM_CLASSES", "3"],
     ),
     "FlashAmbient": (
         "configs/FlashAmbient/flash_ambient_vgg16_1000ep_faid.yaml",
