@@ -210,17 +210,20 @@ def main(argv=None):
         point = measure(model, probe, levels, weights)
         point["step"] = step
         report["measurements"].append(point)
-        print(f"step {step}: measured ({time.time() - started:.0f} s)", file=sys.stderr)
-    report["seconds"] = time.time() - started
-    table = markdown(report)
-    print(table)
+        report["seconds"] = time.time() - started
+        print(f"step {step}: measured ({report['seconds']:.0f} s)", file=sys.stderr)
+        _write(report, args)  # after every measurement: a long run can be stopped
+    print(markdown(report))
+    return report
+
+
+def _write(report: Dict, args) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(table + "\n")
-    return report
+            f.write(markdown(report) + "\n")
 
 
 if __name__ == "__main__":
