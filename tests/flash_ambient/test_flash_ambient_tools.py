@@ -69,7 +69,8 @@ def test_flash_to_ambient_on_real_samples(tmp_path):
     assert len(outputs) == 6 and "People_014_flash_grid.png" in outputs
     grid = cv2.imread(str(tmp_path / "out" / "People_014_flash_grid.png"))
     output = cv2.imread(str(tmp_path / "out" / "People_014_flash_output.png"))
-    assert sorted(output.shape[:2]) == [96, 128]  # demo.yaml's RESIZE, portrait kept portrait
+    flash = cv2.imread(str(samples / "People_014_flash.png"))
+    assert output.shape == flash.shape  # the photo's own size, not the config's RESIZE
     assert grid.shape[1] >= 4 * output.shape[1]  # flash | output | ambient | attention
 
 

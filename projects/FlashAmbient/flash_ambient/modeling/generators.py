@@ -57,6 +57,15 @@ MIRROR_DECODER_CONVS = (3, 3, 2, 2)
 AUTHORS_DECODER_CONVS = (3, 2, 2, 2)
 
 
+def _check_size(net: nn.Module, images: torch.Tensor) -> None:
+    h, w = images.shape[-2:]
+    if h < 16 or w < 16:
+        raise ValueError(
+            f"{type(net).__name__}: images of {w}x{h} pixels are smaller than 16x16, the least "
+            "its four 2x poolings need"
+        )
+
+
 def _check_upsample(mode: str) -> str:
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"GENERATOR.UPSAMPLE must be one of {UPSAMPLE_MODES}: {mode!r}")
@@ -164,7 +173,8 @@ class FlashAmbientVGG16UNet(nn.Module):
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, 3, H, W)."""
+        """(N, 3, H, W) in [0, 1], H and W >= 16 -> (N, 3, H, W)."""
+        _check_size(self, images)
         *skips, x = self.encoder(images)
         for block, skip in zip(self.decoder, reversed(skips)):
             x = block(x, skip)
@@ -219,7 +229,8 @@ class FlashAmbientSIDUNet(nn.Module):
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, 3, H, W)."""
+        """(N, 3, H, W) in [0, 1], H and W >= 16 -> (N, 3, H, W)."""
+        _check_size(self, images)
         skips, x = [], images
         for i, stage in enumerate(self.encoder):
             x = stage(self.pool(x) if i > 0 else x)
