@@ -76,10 +76,13 @@ def _step():
 
 
 def _silog_numpy(pred, gt, variance_focus, eps=1e-6):
-    """Per image sqrt(var(g) + (1 - lambda) mean(g)^2 + eps) over valid pixels, then the mean."""
+    """Per image sqrt(var(g) + (1 - lambda) mean(g)^2 + eps) over valid pixels, then the mean
+    over the images that have valid pixels."""
     values = []
     for p, t in zip(pred, gt):
         valid = t > 0
+        if not valid.any():
+            continue
         g = np.log(p[valid] + eps) - np.log(t[valid] + eps)
         values.append(math.sqrt(g.var() + (1 - variance_focus) * g.mean() ** 2 + eps))
     return float(np.mean(values))
@@ -110,7 +113,9 @@ def test_icm_depth_one_step_losses_match_references_and_golden_values():
     }
     levels = [tuple(s) for s in seen["levels"]]
     attns = [a.double().numpy() for a in seen["attns"]]
-    icm = icm_loss_reference(attns, levels, gt, ids, loss_cfg.FUZZINESS)
+    icm = icm_loss_reference(
+        attns, levels, gt, ids, loss_cfg.FUZZINESS, normalizer=loss_cfg.ICM_NORMALIZER
+    )
     for level, value in zip(loss_cfg.ICM_LEVELS, icm):
         reference[f"loss_icm_f{level}"] = loss_cfg.ICM_WEIGHT * value
     assert_rel(losses, reference, 2e-5, "SI_log and eq. (4)-(6)")
