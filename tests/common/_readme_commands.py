@@ -89,11 +89,14 @@ def _logical_lines(first_line: int, lines):
 
 
 def _split(text: str):
-    """``(env, argv)`` of a command line, or None when it is not a command."""
-    try:
-        words = shlex.split(text, comments=True)
-    except ValueError:
-        return None
+    """``(env, argv)`` of a command line, or None when it is not a command.
+
+    Raises ValueError for a command that a shell could not split (an unclosed quote).
+    """
+    plain = [w for w in text.split() if not _ENV_ASSIGNMENT.match(w)]
+    if not plain or plain[0] not in COMMAND_WORDS:
+        return None  # prose, file trees, output: apostrophes there are not quotes
+    words = shlex.split(text, comments=True)
     env = {}
     while words and _ENV_ASSIGNMENT.match(words[0]):
         key, value = words.pop(0).split("=", 1)
@@ -104,7 +107,24 @@ def _split(text: str):
 
 
 def extract_commands(markdown: str, readme: str):
-    """Every command of a README, in document order (loops expanded)."""
+    """Every command of a README, in document order (loops expanded).
+
+    Raises ValueError naming the README line of a command that cannot be split.
+    """
+    try:
+        return _extract(markdown, readme)
+    except ValueError as error:
+        raise ValueError(f"{readme}: {error}") from error
+
+
+def _split_at(line_number: int, text: str):
+    try:
+        return _split(text)
+    except ValueError as error:
+        raise ValueError(f"line {line_number}: cannot split {text!r} ({error})") from error
+
+
+def _extract(markdown: str, readme: str):
     commands = []
     for first_line, lines in code_blocks(markdown):
         logical = list(_logical_lines(first_line, lines))
@@ -123,13 +143,13 @@ def extract_commands(markdown: str, readme: str):
                 for value in values:
                     for body_line, body_text in body:
                         expanded = re.sub(rf"\$\{{{variable}\}}|\${variable}\b", value, body_text)
-                        split = _split(expanded)
+                        split = _split_at(body_line, expanded)
                         if split:
                             commands.append(
                                 Command(readme, body_line, expanded, split[1], split[0])
                             )
                 continue
-            split = _split(text)
+            split = _split_at(line_number, text)
             if split:
                 commands.append(Command(readme, line_number, text, split[1], split[0]))
     return commands

@@ -34,21 +34,30 @@ class _Parsed(Exception):
 
 
 def _parse_only(script: str, argv):
-    """Runs ``script`` until its first top-level ``parse_args`` / ``parse_known_args`` returns."""
-    original = argparse.ArgumentParser.parse_known_args
+    """Runs ``script`` until its first top-level ``parse_args`` / ``parse_known_args`` returns.
+
+    ``parse_args`` is intercepted after it returns, so that it has rejected unknown arguments.
+    """
+    originals = {
+        name: getattr(argparse.ArgumentParser, name) for name in ("parse_args", "parse_known_args")
+    }
     depth = {"n": 0}
 
-    def parse_known_args(self, args=None, namespace=None):
-        depth["n"] += 1
-        try:
-            result = original(self, args, namespace)
-        finally:
-            depth["n"] -= 1
-        if depth["n"] == 0:
-            raise _Parsed(result[0])
-        return result
+    def intercept(name):
+        def parse(self, args=None, namespace=None):
+            depth["n"] += 1
+            try:
+                result = originals[name](self, args, namespace)
+            finally:
+                depth["n"] -= 1
+            if depth["n"] == 0:
+                raise _Parsed(result if name == "parse_args" else result[0])
+            return result
 
-    argparse.ArgumentParser.parse_known_args = parse_known_args
+        return parse
+
+    for name in originals:
+        setattr(argparse.ArgumentParser, name, intercept(name))
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script] + list(argv)
     stderr = io.StringIO()
@@ -62,7 +71,8 @@ def _parse_only(script: str, argv):
     except BaseException:  # noqa: B036 - any failure of the script is the finding
         return None, traceback.format_exc(limit=3)
     finally:
-        argparse.ArgumentParser.parse_known_args = original
+        for name, original in originals.items():
+            setattr(argparse.ArgumentParser, name, original)
         sys.argv, sys.path[:] = saved_argv, saved_path
     return None, "the script finished without parsing command-line arguments"
 

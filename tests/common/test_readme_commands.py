@@ -2,7 +2,9 @@
 
 Every command of ``README.md``, ``projects/*/README.md`` and ``datasets/README.md`` (extraction
 rule: ``_readme_commands.py``) is first checked without running: its script exists and parses the
-exact argument list, and every config it names loads with its ``KEY VALUE`` overrides. Then, in
+exact argument list, its ``--config-file`` loads with its ``KEY VALUE`` overrides, and any other
+config path it names exists (``_readme_probe.py``); ``python -m MODULE`` needs an importable
+module. Then, in
 README order, each command that this machine can run is executed exactly as written in a sandbox
 of the repository (``_readme_commands.Sandbox``), with only ``TRAIN_OVERRIDES`` / ``EVAL_OVERRIDES``
 appended. A command is not run, for the reason the test reports, when it names a placeholder
@@ -18,6 +20,7 @@ removed, so a later command finds only what ``make demo`` itself writes.
 """
 
 import fnmatch
+import importlib.util
 import json
 import os
 import re
@@ -71,6 +74,8 @@ def _probe_requests(commands):
                 requests.append({"script": argv[1], "argv": argv[2:]})
             else:
                 requests.append(None)
+        elif command.argv[1:2] == ["-m"]:
+            requests.append(None)
         elif len(command.argv) < 2 or not (REPO / command.argv[1]).is_file():
             requests.append({"script": None})
         else:
@@ -78,12 +83,25 @@ def _probe_requests(commands):
     return requests
 
 
+# Broken variants of a README command that the probe must reject (with the text of its message).
+_DEMO = ["--config-file", "configs/LowLightNL/demo.yaml"]
+PROBE_CONTROLS = [
+    (["tools/train_net.py", *_DEMO, "--eval-only", "OUTPUT_DIR", "o"], None),
+    (["tools/train_net.py", *_DEMO, "--evaluate-only"], "unrecognized arguments"),
+    (["tools/train_net.py", *_DEMO, "SOLVER.NO_SUCH_KEY", "2"], "SOLVER.NO_SUCH_KEY"),
+    (["tools/train_net.py", "--config-file", "configs/LowLightNL/no_such.yaml"], "no_such.yaml"),
+    (["tools/refer_sketch.py", *_DEMO, "--image", "x.png"], "required"),
+    (["tools/run_seeds.py", "--study", "configs/NoSuch/studies/demo.yaml"], "no file matches"),
+]
+
+
 @pytest.fixture(scope="module")
-def probed(tmp_path_factory):
-    """``{readme: [(command, probe result or None), ...]}`` for every README, in one process."""
+def probe_run(tmp_path_factory):
+    """``({readme: [(command, probe result or None), ...]}, control results)``, in one process."""
     commands = {readme: _readme_commands(readme) for readme in README_FILES}
     requests = {readme: _probe_requests(cmds) for readme, cmds in commands.items()}
     flat = [r for reqs in requests.values() for r in reqs if r and r.get("script")]
+    flat += [{"script": argv[0], "argv": argv[1:]} for argv, _ in PROBE_CONTROLS]
     folder = tmp_path_factory.mktemp("readme_probe")
     (folder / "requests.json").write_text(json.dumps(flat))
     probe = os.path.join(os.path.dirname(__file__), "_readme_probe.py")
@@ -92,7 +110,8 @@ def probed(tmp_path_factory):
         cwd=REPO, capture_output=True, text=True, timeout=600, env=_environment({}),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    results = iter(json.loads((folder / "results.json").read_text()))
+    all_results = json.loads((folder / "results.json").read_text())
+    results = iter(all_results[: len(all_results) - len(PROBE_CONTROLS)])
     probed = {}
     for readme, cmds in commands.items():
         probed[readme] = []
@@ -104,7 +123,12 @@ def probed(tmp_path_factory):
                 probed[readme].append((command, {"error": error}))
             else:
                 probed[readme].append((command, next(results)))
-    return probed
+    return probed, all_results[len(all_results) - len(PROBE_CONTROLS) :]
+
+
+@pytest.fixture(scope="module")
+def probed(probe_run):
+    return probe_run[0]
 
 
 def _environment(extra):
@@ -173,6 +197,13 @@ def _run(argv, sandbox, command):
     return [f"{command.where}: `{command.text}` exited with {run.returncode}:\n{log}"]
 
 
+def _module_exists(names):
+    try:
+        return bool(names) and importlib.util.find_spec(names[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _static_failures(readme, probed):
     failures = []
     for command, result in probed[readme]:
@@ -180,6 +211,8 @@ def _static_failures(readme, probed):
             for target in _make_targets(command):
                 if make_recipe(REPO / "Makefile", target) is None:
                     failures.append(f"{command.where}: the Makefile has no target '{target}'")
+        elif command.argv[1:2] == ["-m"] and not _module_exists(command.argv[2:3]):
+            failures.append(f"{command.where}: no module {command.argv[2:3]}")
         if result is not None and result["error"]:
             failures.append(f"{command.where}: `{command.text}`: {result['error']}")
     return failures
@@ -221,6 +254,8 @@ def test_extraction_rule():
         (18, ["make", "demo"]),
     ]  # fmt: skip
     assert commands[3].env == {"OMP_NUM_THREADS": "1"}
+    with pytest.raises(ValueError, match="R.md: line 3: cannot split"):
+        extract_commands("Text.\n\n    python tools/x.py --expression 'the sun\n", "R.md")
 
 
 def test_placeholders_and_datasets_decide_what_runs():
@@ -239,6 +274,16 @@ def test_placeholders_and_datasets_decide_what_runs():
     real = {**toy, "datasets": ["coco_2017_train", "x_toy_val"]}
     assert "coco_2017_train" in why_not_run(command("python", "t.py"), real)
     assert "benchmark" in why_not_run(command("python", "tools/benchmark_grm.py"), toy)
+
+
+def test_probe_rejects_a_renamed_flag_key_config_or_file(probe_run):
+    for (argv, expected), result in zip(PROBE_CONTROLS, probe_run[1]):
+        if expected is None:
+            assert result["error"] is None, (argv, result["error"])
+            assert result["args"]["eval_only"] and result["has_opts"]
+            assert result["datasets"] == ["lowlight_nl_toy_train", "lowlight_nl_toy_val"]
+        else:
+            assert result["error"] and expected in result["error"], (argv, result["error"])
 
 
 def test_every_project_readme_has_a_runnable_quick_start(probed):
@@ -268,8 +313,8 @@ def run_readme(readme, entries, root):
                 argv = sandbox.map_argv(demo_argv) + [f"--projects={project}"] + TRAIN_OVERRIDES
                 failures += _run(argv, sandbox, command)
             continue
-        if result["error"] or why_not_run(command, result):
-            continue
+        if result is None or result["error"] or why_not_run(command, result):
+            continue  # python -m MODULE: only checked to be importable
         sandbox = sandbox or Sandbox(REPO, root)
         missing = [p for p in _weights_read(command, result) if not sandbox.path(p).is_file()]
         if missing:
