@@ -164,13 +164,18 @@ def load_study(path) -> Study:
     metrics = data.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and metrics):
         raise StudyError(f"{where}: metrics must be a non-empty list of result keys")
+    seeds, alpha = data.get("seeds", list(DEFAULT_SEEDS)), data.get("alpha", 0.05)
+    if not isinstance(seeds, list):
+        raise StudyError(f"{where}: seeds must be a list of integers, got {seeds!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise StudyError(f"{where}: alpha must be a number, got {alpha!r}")
     study = Study(
         name=study_name(path),
         title=str(data.get("title", study_name(path))),
         arms=arms,
-        seeds=list(data.get("seeds", DEFAULT_SEEDS)),
+        seeds=seeds,
         metrics=[str(m) for m in metrics] if metrics else None,
-        alpha=float(data.get("alpha", 0.05)),
+        alpha=float(alpha),
     )
     return check_study(study, where)
 

@@ -190,6 +190,9 @@ arms:
             " {label: a-b, config: configs/FlashAmbient/demo.yaml}]",
             "same folder names",
         ),
+        ("arms: [{label: a, config: configs/FlashAmbient/demo.yaml}]\nseeds: 3", "a list"),
+        ("arms: [{label: a, config: configs/FlashAmbient/demo.yaml}]\nalpha: x", "a number"),
+        ("arms: [{label: a, config: configs/FlashAmbient/demo.yaml}]\nalpha: 1.5", r"\(0, 1\)"),
         ("arms: [}", "not valid YAML"),
         ("arms: []", "no arms"),
     ],
@@ -237,10 +240,12 @@ def test_bad_arguments_exit(argv, capsys):
     assert info.value.code == 2
 
 
-def test_study_files_of_the_projects_are_their_demo_runs():
-    """Every project's demo study lists exactly the runs and headline metrics of ``make demo``."""
+def test_study_files_load_and_the_demo_studies_hold_the_demo_runs():
+    """Every study file loads; each project's ``demo`` study runs at least every run of
+    ``make demo`` (same config, overrides and mode; labels may differ, arms may be added) and
+    reports its headline metrics."""
     studies = sorted((repo_root() / "configs").glob("*/studies/*.yaml"))
-    assert {p.parent.parent.name for p in studies} >= {p[0] for p in PROJECTS}
+    assert {p.parent.parent.name for p in studies if p.stem == "demo"} >= {p[0] for p in PROJECTS}
     installed = {p[0]: p[1] for p in available_projects()}
     for path in studies:
         study = run_seeds.load_study(path)
@@ -248,12 +253,12 @@ def test_study_files_of_the_projects_are_their_demo_runs():
         if path.stem != "demo" or project not in installed:
             continue
         demo = importlib.import_module(f"{installed[project]}.demo")
-        runs = [
-            (r[0], r[1], list(r[2]), bool(r[3]) if len(r) > 3 else False) for r in demo.DEMO_RUNS
-        ]
-        stale = f"{path} is not {installed[project]}.demo's runs any more: update the study file"
-        assert [(a.label, a.config, a.opts, a.eval_only) for a in study.arms] == runs, stale
-        assert study.metrics == list(demo.HEADLINE_METRICS), stale
+        arms = [(a.config, a.opts, a.eval_only) for a in study.arms]
+        for run in demo.DEMO_RUNS:
+            arm = (run[1], list(run[2]), bool(run[3]) if len(run) > 3 else False)
+            assert arm in arms, f"{path} lacks the demo run {run[0]!r}: update the study file"
+        missing = set(demo.HEADLINE_METRICS) - set(study.metrics or demo.HEADLINE_METRICS)
+        assert not missing, f"{path} does not report {sorted(missing)}"
 
 
 # ---------------------------------------------------------------- running and resuming
