@@ -73,8 +73,9 @@ $(STAMP): $(REQUIREMENTS) $(D2_REQUIREMENTS) $(wildcard $(D2_SOURCE)) setup.py p
 demo: venv
 	$(PY) tools/run_demo.py --output-dir output/demo
 
-# The projects' multi-seed studies (configs/*/studies/*.yaml; each arm over seeds 0, 1, 2): hours
-# on 2 CPU cores, not CI. Resumable: finished runs are kept. One study: STUDIES=<file>.
+# The projects' multi-seed studies (configs/*/studies/*.yaml, each over its seeds; studies of real
+# data need it prepared first, their runs fail alone): hours on 2 CPU cores, not CI. Resumable:
+# finished runs are kept. One study: STUDIES=<file>.
 # Tables in output/evidence/<Project>/<study>/summary.{md,json}.
 STUDIES ?= $(wildcard configs/*/studies/*.yaml)
 .PHONY: evidence
