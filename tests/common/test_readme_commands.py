@@ -276,6 +276,7 @@ def test_placeholders_and_datasets_decide_what_runs():
     assert "benchmark" in why_not_run(command("python", "tools/benchmark_grm.py"), toy)
 
 
+@pytest.mark.slow
 def test_probe_rejects_a_renamed_flag_key_config_or_file(probe_run):
     for (argv, expected), result in zip(PROBE_CONTROLS, probe_run[1]):
         if expected is None:
@@ -286,6 +287,7 @@ def test_probe_rejects_a_renamed_flag_key_config_or_file(probe_run):
             assert result["error"] and expected in result["error"], (argv, result["error"])
 
 
+@pytest.mark.slow
 def test_every_project_readme_has_a_runnable_quick_start(probed):
     for readme in README_FILES:
         if not readme.startswith("projects/") or readme.startswith("projects/Common/"):
