@@ -18,6 +18,7 @@ from detectron2.utils.logger import setup_logger
 from d2common.engine import trainer_class
 from d2common.testing import plugin_cfg
 from d2common.visualization import save_rgb
+from overhead_fusion.engine import resolve_dataset
 from overhead_fusion.visualize import fusion_figure
 
 
@@ -41,7 +42,8 @@ def main(argv=None):
     trainer_cls = trainer_class(cfg)
     model = trainer_cls.build_model(cfg).eval()
     DetectionCheckpointer(model).load(args.weights)
-    dataset = args.dataset or cfg.DATASETS.TEST[0]
+    # The config's folder datasets (e.g. reproduce_fusion.py's road folds) and no-data variant.
+    dataset = resolve_dataset(cfg, args.dataset or cfg.DATASETS.TEST[0])
     mapper = trainer_cls.build_dataset_mapper(cfg, False)
     mapper.repeat = args.repeat
     colors = torch.tensor(MetadataCatalog.get(dataset).stuff_colors, dtype=torch.uint8).numpy()

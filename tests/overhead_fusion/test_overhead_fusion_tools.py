@@ -59,43 +59,121 @@ def test_benchmark_tool_writes_json(tmp_path):
     assert 0 < numbers["artifact_share_of_step"] < 1 and numbers["train_step_s"] > 0
 
 
-def test_reproduce_tool_tiny_run(toy_root, tiny_opts, tmp_path, monkeypatch, capsys):
+def test_reproduce_tool_tiny_run_resumes_and_labels_the_rows(
+    toy_root, tiny_opts, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(toy_root))
     path = tmp_path / "repro.json"
     args = ["--datasets", "toy", "--methods", "quality", "mean", "--iters", "2"]
+    args += ["--seeds", "0", "1"]
     args += ["--image-size", "32", "--repeats", "1", "--output-dir", str(tmp_path / "out")]
-    _tool("reproduce_fusion").main(args + ["--json", str(path)] + tiny_opts)
+    tool = _tool("reproduce_fusion")
+    tool.main(args + ["--json", str(path)] + tiny_opts)
     table = capsys.readouterr().out
-    assert "Ours (quality)" in table and "L1 baseline / ours" in table
-    results = json.loads(path.read_text())["results"]["toy"]
-    assert set(results) == {"quality", "mean"} and "L1" in results["mean"]
+    assert "Ours (quality) (n=2)" in table and "L1 baseline / ours" in table
     assert "L1 RGB sum" in table and "the paper's L1" in table
-    assert results["mean"]["L1_rgb_sum"] == pytest.approx(3 * results["mean"]["L1"])
+    assert "All background" in table and "Majority (background)" in table
+    results = json.loads(path.read_text())["results"]["toy"]["overhead_fusion_toy_val"]
+    methods = results["methods"]
+    assert set(methods) == {"quality", "mean"} and len(methods["mean"]["L1_runs"]) == 2
+    assert methods["mean"]["L1_rgb_sum"] == pytest.approx(3 * methods["mean"]["L1"])
+    run_dir = tmp_path / "out" / "toy" / "quality" / "seed_1"
+    assert {"config.yaml", "results.json", "model_final.pth"} <= {p.name for p in run_dir.iterdir()}
+    # Finished runs are read back, not trained again.
+    monkeypatch.setattr(tool, "OverheadFusionTrainer", None)
+    again = tool.main(args + tiny_opts)["toy"]["overhead_fusion_toy_val"]["methods"]
+    assert again["mean"]["L1_runs"] == methods["mean"]["L1_runs"]
 
 
-def test_reproduce_tool_cuts_the_real_road_tiles(tmp_path):
+def test_reference_rows_are_constant_predictors(toy_root, tiny_cfg, monkeypatch):
+    import numpy as np
+    import torch
+    from detectron2.data import DatasetCatalog
+
+    from overhead_fusion.data import read_tile
+
+    cfg = tiny_cfg()
+    rows = _tool("reproduce_fusion").reference_rows(
+        cfg, "overhead_fusion_toy_train", "overhead_fusion_toy_val"
+    )
+    labels = torch.cat(
+        [
+            torch.from_numpy(read_tile(r, 32, nodata_color=(255, 255, 255))[1]).flatten()
+            for r in DatasetCatalog.get("overhead_fusion_toy_val")
+        ]
+    ).long()
+    labels = labels[labels < 3]
+    background = float((labels == 0).float().mean())
+    # predicting background everywhere: accuracy = its share; IoU = its share for background,
+    # 0 for the other classes present; fwIoU = share^2
+    assert rows["All background"]["pACC"] == pytest.approx(100 * background)
+    assert rows["All background"]["mIoU"] == pytest.approx(100 * background / 3)
+    assert rows["All background"]["fwIoU"] == pytest.approx(100 * background**2)
+    assert np.isfinite(rows["Majority (background)"]["mIoU"])
+
+
+def _white_fraction_per_tile(image_path, grid):
+    import cv2
+
+    white = (cv2.imread(str(image_path)) == 255).all(axis=2)
+    step = min(white.shape) // grid
+    return [
+        white[r * step : (r + 1) * step, c * step : (c + 1) * step].mean()
+        for r in range(grid)
+        for c in range(grid)
+    ]
+
+
+def test_reproduce_tool_cuts_image_level_folds(tmp_path):
     from detectron2.data import DatasetCatalog
 
     root = shared_data("aerial_roads")
-    _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tmp_path / "tiles"), 32, 5)
-    train = DatasetCatalog.get("overhead_fusion_aerial_roads_train")
-    val = DatasetCatalog.get("overhead_fusion_aerial_roads_val")
-    assert len(train) == 6 * 25 and len(val) == 2 * 25
-
-
-def test_reproduce_tool_leaves_out_road_tiles_without_data(tmp_path):
-    from detectron2.data import DatasetCatalog
-
-    root = shared_data("aerial_roads")
+    tool = _tool("reproduce_fusion")
     tiles = tmp_path / "tiles"
-    counts = _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tiles), 32, 5, 6, 0.01)
-    # Most of these images is white outside the photographed area: 15 of 150 and 3 of 50 tiles
-    # have at most 1% white pixels.
-    assert counts == {"train": 15, "val": 3}
-    assert len(list((tiles / "train" / "images").glob("*.png"))) == 15
-    assert len(DatasetCatalog.get("overhead_fusion_aerial_roads_val")) == 3
-    again = _tool("reproduce_fusion").prepare_road_tiles(str(root), str(tiles), 32, 5, 6, 0.01)
+    counts = tool.prepare_road_tiles(str(root), str(tiles), 32, 5, None, 0.01)
+    images = sorted((root / "images").glob("*.png"))
+    for split, indices in tool.DEFAULT_FOLDS.items():
+        fractions = [f for i in indices for f in _white_fraction_per_tile(images[i], 5)]
+        expected = sum(f <= 0.01 for f in fractions)
+        assert counts[split] == expected
+        assert len(DatasetCatalog.get(f"overhead_fusion_road_folds_{split}")) == expected
+        # no image in two folds
+        names = {p.name.rsplit("_", 2)[0] for p in (tiles / split / "images").glob("*.png")}
+        assert names and names <= {images[i].stem for i in indices}
+    again = tool.prepare_road_tiles(str(root), str(tiles), 32, 5, None, 0.01)
     assert again == counts
+    with pytest.raises(ValueError, match="disjoint"):
+        tool.prepare_road_tiles(str(root), str(tiles), 32, 5, {"train": [0], "test": [0]})
+
+
+def test_road_run_config_opens_in_the_other_tools(tiny_opts, tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    root = shared_data("aerial_roads")
+    out = tmp_path / "out"
+    args = ["--datasets", "roads", "--methods", "mean", "--road-iters", "2", "--road-grid", "5"]
+    args += ["--road-max-nodata", "1", "--image-size", "32", "--repeats", "1"]
+    args += ["--roads-dir", str(root), "--output-dir", str(out)]
+    opts = tiny_opts + ["MODEL.OVERHEAD_FUSION.QUALITY_BASE_WIDTH", "4"]
+    results = _tool("reproduce_fusion").main(args + opts)["roads"]
+    assert set(results) == {"overhead_fusion_road_folds_test"}
+    run_dir = out / "roads" / "mean" / "seed_0"
+    # A fresh process knows nothing of the folds: the config.yaml registers them.
+    for split in ("train", "tune", "test"):
+        DatasetCatalog.remove(f"overhead_fusion_road_folds_{split}")
+        MetadataCatalog.remove(f"overhead_fusion_road_folds_{split}")
+    args = ["--config-file", str(run_dir / "config.yaml"), "--weights"]
+    args += [str(run_dir / "model_final.pth"), "--repeats", "1", "OUTPUT_DIR", str(tmp_path / "ev")]
+    evaluated = _tool("evaluate_fusion").main(args)
+    assert evaluated["records"]["evaluated"] == 50
+    assert evaluated["fusion"]["L1"] == pytest.approx(
+        results["overhead_fusion_road_folds_test"]["methods"]["mean"]["L1"]
+    )
+    figures = tmp_path / "figs"
+    vis = ["--config-file", str(run_dir / "config.yaml"), "--weights"]
+    vis += [str(run_dir / "model_final.pth"), "--output", str(figures), "--num", "2"]
+    _tool("visualize_fusion").main(vis)
+    assert len(list(figures.glob("*.png"))) == 2
 
 
 def test_artifact_statistics_tool(tmp_path):

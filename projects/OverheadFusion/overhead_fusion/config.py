@@ -63,6 +63,11 @@ def add_overhead_fusion_config(cfg):
         i.NODATA_COLOR = [255, 255, 255]
         # Largest fraction of no-data pixels of a tile kept with NODATA "drop".
         i.NODATA_MAX_FRACTION = 0.01
+        # Datasets of image / colour-label folders registered by any process that reads this
+        # config (training, evaluate_fusion.py, visualize_fusion.py): entries
+        # "NAME:LABEL_FORMAT:IMAGE_DIR:LABEL_DIR", one tile per image (LABEL_FORMAT a key of
+        # data/label_formats.py). tools/reproduce_fusion.py writes its road folds this way.
+        i.FOLDER_DATASETS = []
         # Megabytes of resized tiles kept per data-loader process: a source image is decoded once
         # and all its tiles are cut and kept (least recently used out); 0 decodes the whole source
         # for every tile.

@@ -16,6 +16,7 @@ from .toy import TOY_GRID, TOY_SPLITS, TOY_TILE_SIZE, generate_toy_split
 __all__ = [
     "nodata_dropped_dataset",
     "register_all_overhead_fusion",
+    "register_folder_datasets",
     "register_tiled_dataset",
     "toy_dir",
 ]
@@ -97,6 +98,40 @@ def register_tiled_dataset(name, image_dir, label_dir, label_format, *args, **kw
         lambda: load_tiled_dataset(image_dir, label_dir, label_format, *args, **kwargs),
         **_metadata(label_format, image_root=image_dir, sem_seg_root=label_dir),
     )
+
+
+def register_folder_datasets(entries) -> list:
+    """Registers the datasets of INPUT.OVERHEAD_FUSION.FOLDER_DATASETS entries
+    ``"NAME:LABEL_FORMAT:IMAGE_DIR:LABEL_DIR"`` (image and label files paired by name, one tile
+    per image); a name already registered with other folders is an error.
+
+    Returns:
+        the names.
+    """
+    names = []
+    for entry in entries:
+        parts = str(entry).split(":")
+        if len(parts) != 4 or not all(parts):
+            raise ValueError(
+                "INPUT.OVERHEAD_FUSION.FOLDER_DATASETS entries are "
+                f'"NAME:LABEL_FORMAT:IMAGE_DIR:LABEL_DIR", got "{entry}"'
+            )
+        name, label_format, image_dir, label_dir = parts
+        if label_format not in LABEL_FORMATS:
+            raise ValueError(
+                f"FOLDER_DATASETS {name}: unknown label format {label_format}; known: "
+                f"{sorted(LABEL_FORMATS)}"
+            )
+        if name in DatasetCatalog.list():
+            known = MetadataCatalog.get(name).get("image_root", None)
+            if known is not None and os.path.abspath(known) != os.path.abspath(image_dir):
+                raise ValueError(
+                    f"FOLDER_DATASETS {name}: already registered with images in {known}, "
+                    f"not {image_dir}"
+                )
+        register_tiled_dataset(name, image_dir, label_dir, label_format)
+        names.append(name)
+    return names
 
 
 def nodata_dropped_dataset(name: str, color, max_fraction: float) -> str:
