@@ -5,7 +5,8 @@ and indented code blocks (4 spaces after a blank line), a logical line (physical
 trailing ``\\``) is a command when its first word, after optional ``VAR=value`` assignments, is
 ``python``, ``python3``, ``.venv/bin/python``, ``make`` or ``for``. ``#`` starts a comment. A
 ``for VAR in A B C; do`` ... ``done`` loop becomes one command per value. Every other line of a
-code block (file trees, YAML, output) is not a command.
+code block (file trees, YAML, output) is not a command. A command that a shell could not split
+(an unclosed quote) is an error, not a skipped line.
 """
 
 import re
