@@ -144,3 +144,16 @@ def test_ap_per_query_type(toy_val_records, tmp_path):
         assert oracle["segm_position"][metric] == pytest.approx(alone["segm"][metric])
         assert oracle["bbox_position"][metric] == pytest.approx(alone["bbox"][metric])
     assert "segm_position" not in alone and "query_types" not in alone
+
+
+def test_oracle_module_matches_the_hand_written_oracles(toy_val_records, tmp_path):
+    from grmnet.oracle import evaluate_oracle
+
+    name, root = toy_val_records
+    cfg = plugin_cfg("configs/GRMNet/demo.yaml")
+    ours = evaluate_oracle(cfg, name, "category", str(tmp_path / "module"))
+    reference = _evaluate(name, tmp_path / "test", _category_oracle(root))
+    for task in ("segm", "segm_category", "segm_position", "bbox_position"):
+        assert ours[task]["AP"] == pytest.approx(reference[task]["AP"])
+    perfect = evaluate_oracle(cfg, name, "referred", str(tmp_path / "referred"))
+    assert perfect["segm_position"]["AP"] == pytest.approx(100.0)
