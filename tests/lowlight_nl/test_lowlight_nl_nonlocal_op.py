@@ -29,15 +29,37 @@ except ImportError:  # detectron2 absent: the op still runs on every torch devic
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+def _conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv from the layer's weights, as an einsum over channels."""
+    out = torch.einsum("oc,bchw->bohw", conv.weight.flatten(1), x)
+    return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
+
+
+def _pool(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
+    """Wang et al.'s 2x2 max-pool sub-sampling (an axis of size 1 kept) when the block asks for
+    it, from the block's flag alone: the block's own ``pool`` module is not used."""
+    if not block.sub_sample:
+        return x
+    h, w = x.shape[-2:]
+    kh, kw = min(2, h), min(2, w)
+    x = x[..., : h // kh * kh, : w // kw * kw]
+    b, c = x.shape[:2]
+    return x.reshape(b, c, h // kh, kh, w // kw, kw).amax(dim=(3, 5))
+
+
+def naive_keys(block: WeightedNonLocal2d, x: torch.Tensor):
+    """(theta (B, N, E), phi (B, M, E), g (B, M, C')) built from the block's weights."""
+    flat = lambda t: t.flatten(2).transpose(1, 2)  # noqa: E731
+    g = flat(_pool(block, _conv1x1(block.g, x)))
+    if block.mode == "gaussian":
+        return flat(x), flat(_pool(block, x)), g
+    return flat(_conv1x1(block.theta, x)), flat(_pool(block, _conv1x1(block.phi, x))), g
+
+
 def naive_nonlocal_means(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
     """y_i = sum_j f(x_i, x_j) g(x_j) / C(x) with the full affinity matrix (paper / Wang et al.)."""
     b, _, h, w = x.shape
-    flat = lambda t: t.flatten(2).transpose(1, 2)  # noqa: E731
-    g = flat(block.pool(block.g(x)))
-    if block.mode == "gaussian":
-        theta, phi = flat(x), flat(block.pool(x))
-    else:
-        theta, phi = flat(block.theta(x)), flat(block.pool(block.phi(x)))
+    theta, phi, g = naive_keys(block, x)
     m = phi.shape[1]
     if block.mode in ("gaussian", "embedded_gaussian"):
         f = torch.softmax(theta @ phi.transpose(1, 2), dim=-1)
@@ -60,7 +82,7 @@ def naive_nonlocal_means(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Te
 
 
 def naive_block(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
-    y = block.out_norm(block.out_conv(naive_nonlocal_means(block, x)))
+    y = block.out_norm(_conv1x1(block.out_conv, naive_nonlocal_means(block, x)))
     return block.blend_weight * y + (1 - block.blend_weight) * x
 
 
@@ -200,10 +222,36 @@ def test_inner_channels_and_modes():
         WeightedNonLocal2d(4, reduction=8)
 
 
+@pytest.mark.parametrize("mode", NONLOCAL_MODES)
+@pytest.mark.parametrize("size, keys", [((6, 10), 15), ((7, 5), 6), ((1, 9), 4), ((5, 1), 2)])
+def test_sub_sampling_shrinks_the_key_set(mode, size, keys, monkeypatch):
+    """With sub_sample, phi and g (and the Gaussian form's keys) have (H // 2) (W // 2)
+    positions (an axis of size 1 stays 1); without, H W."""
+    import lowlight_nl.ops.weighted_nonlocal as module
+
+    seen = []
+    original = module.nonlocal_means
+
+    def spy(mode, query, key, g, *args):
+        seen.append((query.shape[1], key.shape[1], g.shape[1]))
+        return original(mode, query, key, g, *args)
+
+    monkeypatch.setattr(module, "nonlocal_means", spy)
+    x = torch.randn(2, 8, *size)
+    n = size[0] * size[1]
+    for sub_sample, m in [(True, keys), (False, n)]:
+        seen.clear()
+        block = WeightedNonLocal2d(8, mode=mode, sub_sample=sub_sample).eval()
+        with torch.no_grad():
+            assert block(x).shape == x.shape
+        assert seen == [(n, m, m)]
+
+
 def test_identity_at_initialisation_and_fixed_weight():
     x = torch.randn(2, 8, 5, 5)
+    torch.testing.assert_close(WeightedNonLocal2d(8).train()(x), x)  # w = 0, gamma = 1
     block = WeightedNonLocal2d(8, weight_init=0.5).train()
-    torch.testing.assert_close(block(x), 0.5 * x)  # BN gamma = beta = 0 -> W_z(y) = 0
+    torch.testing.assert_close(block(x), 0.5 * x)  # w != 0: gamma = beta = 0 -> W_z(y) = 0
     fixed = WeightedNonLocal2d(8, weight_init=0.5, learn_weight=False)
     assert "blend_weight" not in dict(fixed.named_parameters())
     assert float(fixed.state_dict()["blend_weight"]) == 0.5
@@ -221,13 +269,26 @@ def _grads_after_one_step(block: WeightedNonLocal2d, x: torch.Tensor):
     return grads[1]
 
 
+@pytest.mark.parametrize("weight_init", [0.0, 0.5])
 @pytest.mark.parametrize("mode", NONLOCAL_MODES)
-def test_every_parameter_trains_from_initialisation(mode):
+def test_every_parameter_trains_from_initialisation(mode, weight_init):
+    """From either init (w = 0 with gamma = 1, w = 0.5 with gamma = 0), the second step gives
+    every parameter a gradient far above float64 rounding, except those whose gradient is zero
+    in exact arithmetic: for the softmax forms phi's bias (a shift of every logit of a row) and
+    g's bias (it adds a per-channel constant to y, which the train-mode BN removes). out_conv
+    has no bias for the same reason. The convs start from std 0.3 here (not 0.01), so that
+    the products of several small weights stay far from rounding in every form."""
     torch.manual_seed(0)
-    block = WeightedNonLocal2d(8, mode=mode, weight_init=0.5).train()
-    grads = _grads_after_one_step(block, torch.randn(2, 8, 6, 6))
-    dead = [n for n, g in grads.items() if not torch.any(g != 0)]
-    assert not dead, f"parameters without gradient after one step: {dead}"
+    block = WeightedNonLocal2d(8, mode=mode, weight_init=weight_init, init_std=0.3)
+    block = block.double().train()
+    assert block.out_conv.bias is None
+    grads = _grads_after_one_step(block, torch.randn(2, 8, 6, 6, dtype=torch.float64))
+    zero = {"phi.bias", "g.bias"} if mode in ("embedded_gaussian", "gaussian") else set()
+    zero -= {"phi.bias"} if mode == "gaussian" else set()  # no phi: the keys are x itself
+    norms = {n: float(g.norm()) for n, g in grads.items()}
+    assert zero <= set(norms)
+    assert {n for n, v in norms.items() if v < 1e-12} == zero, norms
+    assert all(norms[n] < 1e-15 for n in zero), norms
 
 
 def test_all_zero_init_of_the_release_never_trains():
@@ -238,6 +299,30 @@ def test_all_zero_init_of_the_release_never_trains():
     grads = _grads_after_one_step(block, torch.randn(2, 8, 6, 6))
     assert torch.all(grads["out_conv.weight"] == 0) and torch.all(grads["theta.weight"] == 0)
     assert torch.all(grads["out_norm.weight"] == 0)
+
+
+def test_older_checkpoint_bias_folds_into_the_running_mean():
+    """A state dict with out_conv.bias (older layout) gives the same eval-mode output."""
+    torch.manual_seed(0)
+    block = _randomize(WeightedNonLocal2d(8, weight_init=0.5)).eval()
+    bias = torch.randn(8)
+    with torch.no_grad():
+        block.out_norm.running_mean.copy_(torch.randn(8))
+        block.out_norm.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 8, 5, 4)
+    y = block.nonlocal_response(x)
+    expected = (
+        block.blend_weight * block.out_norm(_conv1x1(block.out_conv, y) + bias.view(1, -1, 1, 1))
+        + (1 - block.blend_weight) * x
+    )
+    old = dict(block.state_dict(), **{"out_conv.bias": bias})
+    fresh = WeightedNonLocal2d(8, weight_init=0.5).eval()
+    fresh.load_state_dict(old)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), expected.detach())
+    gn = WeightedNonLocal2d(8, norm=lambda c: nn.GroupNorm(2, c))
+    with pytest.raises(ValueError, match="out_conv.bias"):
+        gn.load_state_dict(dict(gn.state_dict(), **{"out_conv.bias": bias}))
 
 
 def test_large_input_memory_is_linear():

@@ -38,8 +38,19 @@ def _model_node():
     nl.LEARN_WEIGHT = True
     # Max-pool (2x2) phi and g before the non-local sum (Wang et al.'s sub-sampling).
     nl.SUB_SAMPLE = False
-    # Norm layer of W_z (its gamma starts at 0): "BN", "SyncBN", "GN", ... (not "FrozenBN").
+    # Norm layer of W_z: "BN", "SyncBN", "GN", ... (not "FrozenBN": its scale must learn).
     nl.NORM = "BN"
+    # Initial scale (gamma) of W_z's norm. None: 1 for a block whose w starts at 0 (identity at
+    # step 0, and w gets a gradient even when every consumer of the block is normalised), 0 for
+    # a block whose w does not (its gamma then gets the gradient). Both at 0 never trains.
+    nl.NORM_GAMMA_INIT = None
+    # Liveness check: after this many training iterations, warn about every block whose w and
+    # W_z's gamma have both moved by at most LIVENESS_TOL from their values at the start of
+    # training (a block that does not learn). 0 disables the warning. w, the RMS of gamma, its
+    # largest change and ||W_z|| of every block are logged at every iteration as
+    # wnl/<stage>/{w,gamma,gamma_change,wz_norm} (LowLightTrainer's liveness hook).
+    nl.LIVENESS_CHECK_ITER = 50
+    nl.LIVENESS_TOL = 1e-4
     # Kernel of the softmax forms: "auto" (the symmetric tile kernel for the Gaussian form
     # without sub-sampling; otherwise fused SDPA on CUDA, and on CPU fused SDPA when theta and g
     # have one width, query blocks with recomputation when not), "sdpa", "chunked" or

@@ -4,6 +4,7 @@ from .backbone import (
     WeightedNonLocalResNet,
     build_resnet_wnl_backbone,
     build_resnet_wnl_fpn_backbone,
+    nonlocal_blocks_disabled,
     nonlocal_blocks_of,
 )
 from .meta_arch import LowLightRCNN
@@ -13,5 +14,6 @@ __all__ = [
     "WeightedNonLocalResNet",
     "build_resnet_wnl_backbone",
     "build_resnet_wnl_fpn_backbone",
+    "nonlocal_blocks_disabled",
     "nonlocal_blocks_of",
 ]

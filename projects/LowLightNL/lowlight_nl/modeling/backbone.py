@@ -1,5 +1,6 @@
 """ResNet(-FPN) with a weighted non-local block after any subset of res2..res5 (paper Fig. 2)."""
 
+import contextlib
 from typing import Dict, List
 
 from detectron2.layers import ShapeSpec, get_norm
@@ -37,6 +38,8 @@ class WeightedNonLocalResNet(ResNet):
                 f"{list(self.stage_names)} (check MODEL.RESNETS.OUT_FEATURES)"
             )
         self.nonlocal_blocks = nn.ModuleDict(nonlocal_blocks)
+        # False skips every block (see nonlocal_blocks_disabled); not saved in checkpoints.
+        self.nonlocal_enabled = True
 
     def forward(self, x):
         """
@@ -52,7 +55,7 @@ class WeightedNonLocalResNet(ResNet):
             outputs["stem"] = x
         for name, stage in zip(self.stage_names, self.stages):
             x = stage(x)
-            if name in self.nonlocal_blocks:
+            if self.nonlocal_enabled and name in self.nonlocal_blocks:
                 x = self.nonlocal_blocks[name](x)
             if name in self._out_features:
                 outputs[name] = x
@@ -67,8 +70,8 @@ def build_nonlocal_blocks(cfg, stage_channels: Dict[str, int]) -> Dict[str, Weig
             raise ValueError(f"MODEL.LOWLIGHT_NL.{key} needs one value per stage res2..res5")
     if nl.NORM not in TRAINABLE_NORMS:
         raise ValueError(
-            f"MODEL.LOWLIGHT_NL.NORM={nl.NORM!r}: W_z's norm starts with gamma = 0 and must be "
-            f"trainable; use one of {TRAINABLE_NORMS}"
+            f"MODEL.LOWLIGHT_NL.NORM={nl.NORM!r}: the scale of W_z's norm gates the non-local "
+            f"path and must be trainable; use one of {TRAINABLE_NORMS}"
         )
     blocks = {}
     for stage in nl.STAGES:
@@ -85,6 +88,7 @@ def build_nonlocal_blocks(cfg, stage_channels: Dict[str, int]) -> Dict[str, Weig
             weight_init=nl.WEIGHT_INITS[i],
             learn_weight=nl.LEARN_WEIGHT,
             norm=lambda channels: get_norm(nl.NORM, channels),
+            gamma_init=nl.NORM_GAMMA_INIT,
             attention_backend=nl.ATTENTION_BACKEND,
         )
     return blocks
@@ -120,3 +124,18 @@ def build_resnet_wnl_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
 def nonlocal_blocks_of(model: nn.Module) -> List[tuple]:
     """(qualified name, block) of every weighted NL block inside ``model``."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, WeightedNonLocal2d)]
+
+
+@contextlib.contextmanager
+def nonlocal_blocks_disabled(model: nn.Module):
+    """Within the context, every :class:`WeightedNonLocalResNet` inside ``model`` skips its
+    blocks (each stage output goes on unchanged), e.g. to measure what the blocks contribute."""
+    resnets = [m for m in model.modules() if isinstance(m, WeightedNonLocalResNet)]
+    previous = [r.nonlocal_enabled for r in resnets]
+    for r in resnets:
+        r.nonlocal_enabled = False
+    try:
+        yield model
+    finally:
+        for r, enabled in zip(resnets, previous):
+            r.nonlocal_enabled = enabled

@@ -368,10 +368,19 @@ def nonlocal_means(
 class WeightedNonLocal2d(nn.Module):
     """Weighted non-local block: ``z = w * W_z(y) + (1 - w) * x`` (paper Eq. 1).
 
-    ``W_z`` is a 1x1 conv followed by a norm layer whose scale (gamma) starts at 0, so the block
-    starts as ``(1 - w) x``; the 1x1 convs start from N(0, 0.01^2) as in Wang et al.'s release,
-    which keeps every parameter trainable (an all-zero ``W_z`` never receives a gradient).
+    ``W_z`` is a 1x1 conv (no bias: a norm follows) and a norm layer. The non-local path reaches
+    the output through the product ``w * gamma`` (gamma: the norm's scale), and exactly one of
+    the two factors starts at 0: with ``w = 0`` (default) gamma starts at 1, so the block is the
+    identity at step 0 and ``dL/dw = <dL/dz, W_z(y) - x>`` is of the order of ``dL/dz`` even when
+    every consumer of ``z`` is normalised (which makes the ``- x`` term vanish); with ``w != 0``
+    (e.g. the fixed-w ablation) gamma starts at 0 and ``dL/dgamma = w <dL/dz, x_hat>``. Two
+    zeros (Wang et al.'s zero gamma behind a zero w) would be a saddle: no parameter of the
+    block gets a gradient under normalised consumers. The 1x1 convs start from N(0, 0.01^2) as
+    in Wang et al.'s release (an all-zero ``W_z`` never receives a gradient).
     """
+
+    # 2: out_conv has no bias (older checkpoints: folded into a BN's running mean on load).
+    _version = 2
 
     def __init__(
         self,
@@ -384,6 +393,7 @@ class WeightedNonLocal2d(nn.Module):
         learn_weight: bool = True,
         norm: Optional[Callable[[int], nn.Module]] = None,
         init_std: float = 0.01,
+        gamma_init: Optional[float] = None,
         attention_backend: str = "auto",
     ):
         """
@@ -397,6 +407,8 @@ class WeightedNonLocal2d(nn.Module):
             learn_weight: learn w (paper); False keeps it fixed (Table 2 ablation).
             norm: factory ``norm(C) -> nn.Module`` for W_z's norm layer (default BatchNorm2d).
             init_std: std of the normal init of the 1x1 convs.
+            gamma_init: initial scale of W_z's norm; None: 1 when ``weight_init`` is 0, else 0
+                (see the class docstring).
             attention_backend: kernel of the softmax forms, see :func:`softmax_attention`.
         """
         super().__init__()
@@ -421,24 +433,39 @@ class WeightedNonLocal2d(nn.Module):
         if mode == "concatenation":
             self.concat_project = nn.Conv2d(2 * inner, 1, 1)
         self.pool = SubSample2d() if sub_sample else nn.Identity()
-        self.out_conv = nn.Conv2d(inner, in_channels, 1)
+        self.out_conv = nn.Conv2d(inner, in_channels, 1, bias=False)
         self.out_norm = (norm or nn.BatchNorm2d)(in_channels)
         initial = torch.tensor(float(weight_init))
         if learn_weight:
             self.blend_weight = nn.Parameter(initial)
         else:
             self.register_buffer("blend_weight", initial)
+        self.gamma_init = (1.0 if weight_init == 0 else 0.0) if gamma_init is None else gamma_init
         self.reset_parameters(init_std)
 
     def reset_parameters(self, init_std: float = 0.01) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=init_std)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         if getattr(self.out_norm, "weight", None) is not None:
-            nn.init.zeros_(self.out_norm.weight)
+            nn.init.constant_(self.out_norm.weight, self.gamma_init)
         if getattr(self.out_norm, "bias", None) is not None:
             nn.init.zeros_(self.out_norm.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        bias = state_dict.pop(prefix + "out_conv.bias", None)
+        if bias is not None and torch.any(bias != 0):
+            # BN(conv(y) + b) with running mean m equals BN(conv(y)) with running mean m - b.
+            mean_key = prefix + "out_norm.running_mean"
+            if mean_key not in state_dict:
+                raise ValueError(
+                    f"{prefix}out_conv.bias of an older checkpoint is non-zero and W_z's norm "
+                    "has no running mean to fold it into; this block's conv has no bias"
+                )
+            state_dict[mean_key] = state_dict[mean_key] - bias.to(state_dict[mean_key].dtype)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def nonlocal_response(self, x: torch.Tensor) -> torch.Tensor:
         """The non-local means ``y`` of ``x``.
@@ -481,7 +508,7 @@ class WeightedNonLocal2d(nn.Module):
         learn = isinstance(self.blend_weight, nn.Parameter)
         return (
             f"mode={self.mode}, in_channels={self.in_channels}, inner={self.inner_channels}, "
-            f"sub_sample={self.sub_sample}, learn_weight={learn}"
+            f"sub_sample={self.sub_sample}, learn_weight={learn}, gamma_init={self.gamma_init}"
         )
 
 
