@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from d2common.testing import plugin_cfg, shared_data_dir
@@ -49,7 +48,7 @@ from overhead_fusion.data import (
     read_tile,
     tile_box,
 )
-from overhead_fusion.engine import OverheadFusionTrainer, resolve_dataset
+from overhead_fusion.engine import resolve_dataset, train_once
 from overhead_fusion.ops import confusion_matrix, segmentation_scores
 
 logger = logging.getLogger("overhead_fusion.reproduce")
@@ -212,33 +211,13 @@ def _dataset_opts(dataset, args, tiles_dir):
 def run(method, dataset, seed, args, tiles_dir=None):
     """Trains (or resumes, or reads back) one model; returns {dataset name: results}."""
     out = os.path.join(args.output_dir, dataset, method, f"seed_{seed}")
-    done = os.path.join(out, "results.json")
-    if os.path.exists(done) and not args.no_resume:
-        with open(done) as f:
-            return json.load(f)
     config, opts = _dataset_opts(dataset, args, tiles_dir)
     opts += ["MODEL.OVERHEAD_FUSION.FUSION", method, "SEED", str(seed), "OUTPUT_DIR", out]
     if args.repeats:
         opts += ["TEST.OVERHEAD_FUSION.REPEATS", str(1 if method == "clean" else args.repeats)]
     cfg = plugin_cfg(os.path.abspath(config), opts + list(args.opts))
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.yaml"), "w") as f:
-        f.write(cfg.dump())
-    logger.info(
-        "Training %s on %s, seed %d, %d iterations", method, dataset, seed, cfg.SOLVER.MAX_ITER
-    )
-    seed_all_rng(seed)
-    trainer = OverheadFusionTrainer(cfg)
-    trainer.resume_or_load(resume=not args.no_resume)
-    trainer.train()
-    # The evaluation hook has tested the final model (TEST.OVERHEAD_FUSION.REPEATS times).
-    results = trainer._last_eval_results
-    if "fusion" in results:
-        results = {cfg.DATASETS.TEST[0]: results}
-    results = {name: dict(r["fusion"]) for name, r in results.items()}
-    with open(done, "w") as f:
-        json.dump(results, f, indent=2)
-    return results
+    logger.info("%s on %s, seed %d, %d iterations", method, dataset, seed, cfg.SOLVER.MAX_ITER)
+    return train_once(cfg, resume=not args.no_resume)
 
 
 def _folds(args):

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
@@ -80,7 +81,9 @@ def test_reproduce_tool_tiny_run_resumes_and_labels_the_rows(
     run_dir = tmp_path / "out" / "toy" / "quality" / "seed_1"
     assert {"config.yaml", "results.json", "model_final.pth"} <= {p.name for p in run_dir.iterdir()}
     # Finished runs are read back, not trained again.
-    monkeypatch.setattr(tool, "OverheadFusionTrainer", None)
+    from overhead_fusion import engine
+
+    monkeypatch.setattr(engine, "OverheadFusionTrainer", None)
     again = tool.main(args + tiny_opts)["toy"]["overhead_fusion_toy_val"]["methods"]
     assert again["mean"]["L1_runs"] == methods["mean"]["L1_runs"]
 
@@ -185,3 +188,24 @@ def test_artifact_statistics_tool(tmp_path):
     assert stats[1]["occlusion_lost_max"] <= 0.5 + 1e-3
     names = {p.name for p in out.iterdir()}
     assert {"stats.json", "gallery_authors.png", "coverage_paper.png"} <= names
+
+
+def test_sweep_tool_runs_every_point_and_draws_bands(toy_root, tiny_opts, tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(toy_root))
+    tool = _tool("sweep_fusion")
+    args = ["--sweep", "area", "--values", "0.2", "0.5", "--methods", "mean"]
+    args += ["--seeds", "0", "1", "--output-dir", str(tmp_path)]
+    opts = tiny_opts + ["SOLVER.MAX_ITER", "1", "TEST.OVERHEAD_FUSION.REPEATS", "1"]
+    summary = tool.main(args + opts)
+    points = summary["mean"]
+    assert set(points) == {"0.2", "0.5"} and len(points["0.5"]["L1"]["runs"]) == 2
+    # the mean fusion's L1 grows with the artifact area
+    assert points["0.5"]["L1"]["mean"] > points["0.2"]["L1"]["mean"]
+    runs = np.array(points["0.5"]["mIoU"]["runs"])
+    half = 12.706204736 * runs.std(ddof=1) / np.sqrt(2)  # t(0.975, 1 dof)
+    assert points["0.5"]["mIoU"]["high"] == pytest.approx(runs.mean() + half)
+    cfg = (tmp_path / "area" / "mean" / "0.2" / "seed_1" / "config.yaml").read_text()
+    assert "AREA_FRACTION: 0.2" in cfg and "SEED: 1" in cfg
+    assert {"sweep.json", "sweep.md", "sweep_mIoU.png", "sweep_L1.png"} <= {
+        p.name for p in (tmp_path / "area").iterdir()
+    }

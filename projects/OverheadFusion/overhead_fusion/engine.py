@@ -16,7 +16,13 @@ from d2common.amp import inference_model
 from d2common.engine import PluginTrainer
 from d2common.registry import TRAINER_REGISTRY
 
-__all__ = ["OverheadFusionTrainer", "aggregate_repeats", "per_repeat_values", "resolve_dataset"]
+__all__ = [
+    "OverheadFusionTrainer",
+    "aggregate_repeats",
+    "per_repeat_values",
+    "resolve_dataset",
+    "train_once",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +150,37 @@ class OverheadFusionTrainer(PluginTrainer):
         from detectron2.data import build_detection_test_loader
 
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+
+
+def train_once(cfg, resume: bool = True) -> Dict[str, Dict[str, float]]:
+    """Trains and evaluates one config in ``cfg.OUTPUT_DIR``, seeded by ``cfg.SEED``.
+
+    Writes ``config.yaml`` (which the evaluation and visualisation tools open), the checkpoints
+    and, once finished, ``results.json``. With ``resume`` a finished run is read back instead of
+    trained again and an interrupted one continues from its last checkpoint.
+
+    Returns:
+        {test dataset: {metric: value}} of the final evaluation.
+    """
+    from detectron2.utils.env import seed_all_rng
+
+    out = cfg.OUTPUT_DIR
+    done = os.path.join(out, "results.json")
+    if resume and os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        f.write(cfg.dump())
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
+    trainer = OverheadFusionTrainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    trainer.train()
+    # The evaluation hook has tested the final model (TEST.OVERHEAD_FUSION.REPEATS times).
+    results = trainer._last_eval_results
+    if "fusion" in results:
+        results = {cfg.DATASETS.TEST[0]: results}
+    results = {name: dict(r["fusion"]) for name, r in results.items()}
+    with open(done, "w") as f:
+        json.dump(results, f, indent=2)
+    return results
