@@ -161,7 +161,8 @@ class GRMROIHeads(StandardROIHeads):
         if self.roi_language_fusion and language is None:
             raise ValueError("GRMROIHeads fuses language features but got language=None")
         # References come from the RPN output itself: ground-truth boxes added for sampling
-        # below must not become references (they do not exist at test time).
+        # below must not become references (they do not exist at test time). TRAIN_POOL
+        # "sampled" (the authors' code) replaces this pool in training.
         fusion = self.fusion_inputs(images, proposals, language)
         if self.training:
             assert targets, "'targets' argument is required during training"
