@@ -71,7 +71,8 @@ def with_colorbar(rgb: np.ndarray, vmin: float, vmax: float, unit: str, colormap
     labels = np.full((h, 48, 3), 255, np.uint8)
     scale = max(0.3, h / 400)
     for frac, value in ((0.0, vmax), (0.5, 0.5 * (vmin + vmax)), (1.0, vmin)):
-        y = int(np.clip(frac * (h - 1), 10 * scale, h - 3))
+        # Baselines kept a text height away from the top so the top label is not cut.
+        y = int(np.clip(frac * (h - 1), 24 * scale + 1, h - 3))
         text = f"{value:.3g}{unit}"
         cv2.putText(labels, text, (2, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1)
     return np.concatenate([rgb, bar, labels], axis=1)
