@@ -6,6 +6,9 @@
         --model pretrained=configs/LowLightNL/maskrcnn_R50_FPN_pretrained_coco_lowlight.yaml \
         --model ours=configs/LowLightNL/wnl-eg_R50_FPN_10ep_coco_lowlight.yaml@model_final.pth
 
+Each model sees its images as its config's test loader would: a config with an enhancer
+(``INPUT.LOWLIGHT_NL.ENHANCER``, the ``-gamma`` / ``-clahe`` two-stage baselines) enhances the
+low-light image first, and its predictions are drawn on the enhanced image.
 ``--synthesize`` turns normal-light inputs into low-light ones (seeded by file name, so panels
 match the offline dataset made with the same seed and curves); without it the inputs are
 already dark (the toy or LIS data) and the first panel is skipped. ``--images DIR`` draws
@@ -18,7 +21,6 @@ from pathlib import Path
 import cv2
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import Visualizer
 from tqdm import tqdm
@@ -26,11 +28,13 @@ from tqdm import tqdm
 from d2common.projects import import_all_projects
 from d2common.testing import plugin_cfg
 from d2common.visualization import panel_grid, save_rgb
+from lowlight_nl.predictor import LowLightPredictor
 from lowlight_nl.synthesis import LowLightSynthesizer, load_camera_responses
 
 
 def build_predictor(spec: str, opts):
-    """``LABEL=CONFIG[@WEIGHTS]`` -> (label, predictor, metadata)."""
+    """``LABEL=CONFIG[@WEIGHTS]`` -> (label, predictor with the config's enhancer, metadata,
+    input format)."""
     label, sep, rest = spec.partition("=")
     if not sep:
         raise SystemExit(f"--model {spec!r} must look like LABEL=CONFIG[@WEIGHTS]")
@@ -44,7 +48,9 @@ def build_predictor(spec: str, opts):
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__unused")
-    return label, DefaultPredictor(cfg), metadata, cfg.INPUT.FORMAT
+    enhancer = cfg.INPUT.LOWLIGHT_NL.ENHANCER
+    label = label if enhancer == "none" else f"{label} ({enhancer})"
+    return label, LowLightPredictor(cfg), metadata, cfg.INPUT.FORMAT
 
 
 def iter_inputs(args):
@@ -95,8 +101,10 @@ def main():
             panels.append(("normal light", image))
         panels.append(("low light", low))
         for label, predictor, model_meta, fmt in models:
-            instances = predictor(low[:, :, ::-1] if fmt == "BGR" else low)["instances"].to("cpu")
-            drawn = Visualizer(low, model_meta).draw_instance_predictions(instances).get_image()
+            seen = predictor.enhance(low[:, :, ::-1] if fmt == "BGR" else low)
+            instances = predictor.predictor(seen)["instances"].to("cpu")
+            seen = seen[:, :, ::-1] if fmt == "BGR" else seen
+            drawn = Visualizer(seen, model_meta).draw_instance_predictions(instances).get_image()
             panels.append((label, drawn))
         if record is not None:
             panels.append(

@@ -4,13 +4,13 @@ import os
 
 import cv2
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultPredictor
 from detectron2.utils.visualizer import Visualizer
 
 from d2common.visualization import panel_grid, save_rgb
 
 from .data.builtin import TOY_SEED
 from .data.toy import render_toy_image
+from .predictor import LowLightPredictor
 
 DEMO_RUNS = [
     ("wNL Mask R-CNN R18-FPN (ours)", "configs/LowLightNL/demo.yaml", []),
@@ -32,7 +32,7 @@ def visualize_demo(cfg, output_dir, num_images: int = 4, score_threshold: float 
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
     dataset_name = cfg.DATASETS.TEST[0]
     metadata = MetadataCatalog.get(dataset_name)
-    predictor = DefaultPredictor(cfg)
+    predictor = LowLightPredictor(cfg)
     for record in DatasetCatalog.get(dataset_name)[:num_images]:
         image_bgr = cv2.imread(record["file_name"])
         image = image_bgr[:, :, ::-1]
