@@ -68,6 +68,10 @@ def add_overhead_fusion_config(cfg):
         # "NAME:LABEL_FORMAT:IMAGE_DIR:LABEL_DIR", one tile per image (LABEL_FORMAT a key of
         # data/label_formats.py). tools/reproduce_fusion.py writes its road folds this way.
         i.FOLDER_DATASETS = []
+        # Real image stacks (data/stacks.py: one folder per location with view_* images, an
+        # optional label and clean image), trained and evaluated on as they are, without
+        # synthetic artifacts: entries "NAME:ROOT[:LABEL_FORMAT]" (no format: unlabelled).
+        i.STACK_DATASETS = []
         # Megabytes of resized tiles kept per data-loader process: a source image is decoded once
         # and all its tiles are cut and kept (least recently used out); 0 decodes the whole source
         # for every tile.

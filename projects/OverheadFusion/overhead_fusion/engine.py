@@ -64,12 +64,14 @@ def per_repeat_values(runs: List[Dict[str, Dict[str, float]]]) -> Dict[str, Dict
 def resolve_dataset(cfg, dataset_name: str) -> str:
     """The dataset a config trains or evaluates on: ``dataset_name`` itself, or with
     INPUT.OVERHEAD_FUSION.NODATA "drop" its variant without the no-data tiles. Registers the
-    config's INPUT.OVERHEAD_FUSION.FOLDER_DATASETS first."""
+    config's INPUT.OVERHEAD_FUSION.FOLDER_DATASETS and STACK_DATASETS first."""
     from .data import nodata_color, nodata_dropped_dataset
     from .data.builtin import register_folder_datasets
+    from .data.stacks import register_stack_entries
 
     c = cfg.INPUT.OVERHEAD_FUSION
     register_folder_datasets(c.FOLDER_DATASETS)
+    register_stack_entries(c.STACK_DATASETS)
     color = nodata_color(cfg)
     if c.NODATA != "drop" or color is None:
         return dataset_name

@@ -20,6 +20,7 @@ from .loaders import (
     scan_pairs,
 )
 from .mapper import OverheadFusionDatasetMapper, nodata_color, tile_box
+from .stacks import load_image_stacks, read_stack
 from .tiles import TileCache, cut_tile, decode_source, read_tile
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "label_unknown_fraction",
     "drop_nodata_tiles",
     "load_city_osm",
+    "load_image_stacks",
+    "read_stack",
     "nodata_color",
     "nodata_dropped_dataset",
     "nodata_mask",

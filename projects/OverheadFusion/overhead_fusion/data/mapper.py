@@ -14,6 +14,7 @@ from d2common.registry import DATASET_MAPPER_REGISTRY
 
 from ..ops import ARTIFACT_CLOUD, ARTIFACT_NAMES, SYNTHESIS_MODES, apply_artifacts
 from .loaders import IMAGE_EXTENSIONS, tile_box
+from .stacks import read_stack
 from .tiles import TileCache, read_tile
 
 __all__ = [
@@ -81,6 +82,31 @@ class OverheadFusionDatasetMapper:
         """Tiles skipped so far (training only; testing raises instead)."""
         return self.skipper.num_skipped
 
+    def _map_stack(self, dataset_dict: dict):
+        """A real image stack: its views as they are (no synthetic artifacts)."""
+        try:
+            views, labels, clean = read_stack(dataset_dict, self.size, self.nodata_color)
+        except BadSampleError as e:
+            return self.skipper.skip_or_raise(e)
+        if self.random_flip:
+            if np.random.rand() < 0.5:
+                views = views[:, :, ::-1]
+                labels, clean = (None if a is None else a[:, ::-1] for a in (labels, clean))
+            if np.random.rand() < 0.5:
+                views = views[:, ::-1]
+                labels, clean = (None if a is None else a[::-1] for a in (labels, clean))
+        dataset_dict.update(
+            views=_to_tensor(views),
+            artifact_kinds=torch.full((len(views),), -1, dtype=torch.int64),
+            height=self.size,
+            width=self.size,
+        )
+        if clean is not None:
+            dataset_dict["image"] = _to_tensor(clean)
+        if labels is not None:
+            dataset_dict["sem_seg"] = torch.from_numpy(np.ascontiguousarray(labels)).long()
+        return dataset_dict
+
     def _generator(self, image_id) -> Optional[torch.Generator]:
         if self.is_train:
             return None
@@ -107,6 +133,8 @@ class OverheadFusionDatasetMapper:
 
     def __call__(self, dataset_dict: dict):
         dataset_dict = dict(dataset_dict)
+        if "view_files" in dataset_dict:
+            return self._map_stack(dataset_dict)
         try:
             image, labels = self.tiles.get(dataset_dict, self.size, self._warned, self.nodata_color)
         except BadSampleError as e:
@@ -148,6 +176,11 @@ def nodata_color(cfg):
             f"INPUT.OVERHEAD_FUSION.NODATA_COLOR must be (r, g, b) or empty: {c.NODATA_COLOR}"
         )
     return tuple(int(v) for v in c.NODATA_COLOR)
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).movedim(-1, -3).float() / 255.0
 
 
 def _load_cloud_textures(directory: str, is_train: bool, size: int) -> Optional[torch.Tensor]:
