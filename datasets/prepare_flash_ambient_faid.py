@@ -2,14 +2,16 @@
 """Prepares FAID for FlashAmbient: the paper's 320x240 / 240x320 copies and split files.
 
     python datasets/prepare_flash_ambient_faid.py /path/to/FAID $DETECTRON2_DATASETS/faid \
-        [--train-list paper_train.txt --test-list paper_test.txt]
+        [--train-list paper_train.txt --test-list paper_test.txt | --dataset-lr DATASET_LR]
 
 Finds every ``<Category>_<id>_flash.*`` / ``_ambient.*`` pair under the source folder, resizes
 both images by orientation (INTER_AREA) and writes them as PNG to ``<out>/images/``. Split files
 ``<out>/splits/{train,test}.txt`` are copied from the given lists (e.g. the paper's 969 / 116
-pairs) or, without lists, drawn at random (seed 0) in the paper's 969 : 116 proportion; drawn
-splits are kept on a rerun (only --overwrite draws them again), so that a pair that is added
-later never moves another pair between train and test.
+pairs), taken from the pairs under the ``train/`` and ``test/`` folders of the authors'
+``DATASET_LR`` (``--dataset-lr``: the only definition of the paper's 969 / 116 split; it can be
+the source folder too) or, without either, drawn at random (seed 0) in the paper's 969 : 116
+proportion; drawn splits are kept on a rerun (only --overwrite draws them again), so that a pair
+that is added later never moves another pair between train and test.
 
 Both images of a pair are fully decoded and must have the same size: a pair with a truncated,
 corrupt, too small or mismatched image fails (with its reason) while the others are written, and
@@ -49,11 +51,40 @@ def parse_args(argv: Optional[List[str]] = None):
         metavar=("LONG", "SHORT"),
         help="output size (long side, short side), orientation kept",
     )
+    parser.add_argument(
+        "--dataset-lr",
+        help="the authors' DATASET_LR folder: its train/ and test/ define the splits",
+    )
     parser.add_argument("--overwrite", action="store_true", help="regenerate every output")
     args = parser.parse_args(argv)
     if bool(args.train_list) != bool(args.test_list):
         parser.error("give both --train-list and --test-list, or neither")
+    if args.dataset_lr and args.train_list:
+        parser.error("give --dataset-lr or --train-list / --test-list, not both")
     return args
+
+
+def dataset_lr_splits(folder: str) -> Dict[str, List[str]]:
+    """{"train": [...], "test": [...]}: the pair names under ``folder/train`` and ``folder/test``.
+
+    Raises:
+        FileNotFoundError: a split folder is missing or holds no pair.
+        ValueError: a pair is in both splits (named).
+    """
+    from flash_ambient.data import find_pairs
+
+    splits = {}
+    for split in ("train", "test"):
+        path = os.path.join(folder, split)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"DATASET_LR split folder {path} not found")
+        splits[split] = sorted(find_pairs(path))
+        if not splits[split]:
+            raise FileNotFoundError(f"no <Category>_<id>_flash / _ambient pairs under {path}")
+    both = sorted(set(splits["train"]) & set(splits["test"]))
+    if both:
+        raise ValueError(f"{folder}: pairs in both train and test: {', '.join(both[:10])}")
+    return splits
 
 
 def prepare_pair(entry: Dict[str, str], out_paths: Dict[str, str], size) -> None:
@@ -72,8 +103,13 @@ def prepare_pair(entry: Dict[str, str], out_paths: Dict[str, str], size) -> None
         atomic_write_image(out_paths[kind], resize_by_orientation(images[kind], tuple(size)))
 
 
-def write_splits(args, prepared: List[str]) -> None:
+def write_splits(args, prepared: List[str], given_splits=None) -> None:
     splits = os.path.join(args.output, "splits")
+    if given_splits:
+        for split, names in given_splits.items():
+            text = "\n".join(names) + "\n"
+            atomic_write_bytes(os.path.join(splits, f"{split}.txt"), text.encode())
+        return
     if args.train_list:
         for split, given in (("train", args.train_list), ("test", args.test_list)):
             with open(given, "rb") as f:
@@ -107,6 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         pairs = find_pairs(args.source)
+        given_splits = dataset_lr_splits(args.dataset_lr) if args.dataset_lr else None
     except (FileNotFoundError, ValueError) as e:  # no folder; a pair name found twice
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -121,6 +158,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "train_list": args.train_list and os.path.abspath(args.train_list),
         "test_list": args.test_list and os.path.abspath(args.test_list),
     }
+    if args.dataset_lr:  # only then, so that earlier manifests still match
+        params["dataset_lr"] = os.path.abspath(args.dataset_lr)
     try:
         run = PrepareRun(args.output, params, overwrite=args.overwrite)
     except ManifestMismatch as e:
@@ -142,7 +181,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         run.wrote(out["flash"])
         prepared.append(name)
-    write_splits(args, prepared)
+    write_splits(args, prepared, given_splits)
     return run.finish()
 
 

@@ -92,3 +92,25 @@ def test_a_pair_name_found_twice_stops_before_writing(tmp_path, capsys):
     assert _main([str(src.parent), str(out)]) == 2
     err = capsys.readouterr().err
     assert "People_014" in err and str(tmp_path / "src" / "a") in err and not out.exists()
+
+
+def test_dataset_lr_layout_defines_the_splits(tmp_path, capsys):
+    """The authors' DATASET_LR/{train,test}: source and split definition at once."""
+    lr = tmp_path / "DATASET_LR"
+    _faid(lr / "train", {"People_001": ((24, 32),) * 2, "Toys_002": ((32, 24),) * 2})
+    _faid(lr / "test", {"Plants_003": ((24, 32),) * 2})
+    out = tmp_path / "faid"
+    assert _main([str(lr), str(out), "--size", "32", "24", "--dataset-lr", str(lr)]) == 0
+    splits = {s: (out / "splits" / f"{s}.txt").read_text().split() for s in ("train", "test")}
+    assert splits == {"train": ["People_001", "Toys_002"], "test": ["Plants_003"]}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"]["dataset_lr"] == str(lr)
+
+    _faid(tmp_path / "bad" / "train", {"People_001": ((24, 32),) * 2})
+    _faid(tmp_path / "bad" / "test", {"People_001": ((24, 32),) * 2})
+    capsys.readouterr()
+    bad = str(tmp_path / "bad")
+    assert _main([str(lr), str(tmp_path / "o2"), "--dataset-lr", bad]) == 2
+    assert "pairs in both train and test: People_001" in capsys.readouterr().err
+    assert _main([str(lr), str(tmp_path / "o3"), "--dataset-lr", str(lr / "train")]) == 2
+    assert "DATASET_LR split folder" in capsys.readouterr().err

@@ -62,6 +62,24 @@ def _model_node():
     # Conditional D: it sees cat(I_f, image) (pix2pix) instead of the image alone (authors' code).
     node.DISCRIMINATOR.CONDITIONAL = False
 
+    node.ENHANCER = CN()
+    # Training-free baseline of FlashAmbientEnhancer (Table 1): "lime" (Guo et al. 2017) or
+    # "srie" (Fu et al. 2016), both on the flash image alone.
+    node.ENHANCER.NAME = "lime"
+    # LIME: alpha (weight of the structure prior), sigma of the structure-aware weights' Gaussian,
+    # gamma of the illumination map.
+    node.ENHANCER.LIME_ALPHA = 0.15
+    node.ENHANCER.LIME_SIGMA = 2.0
+    node.ENHANCER.LIME_GAMMA = 0.8
+    # SRIE: c1 (reflectance TV), c2 (illumination smoothness), the split-Bregman penalty lambda,
+    # the illumination gamma, and the stopping rule (relative change of r and l, iteration cap).
+    node.ENHANCER.SRIE_C1 = 0.01
+    node.ENHANCER.SRIE_C2 = 0.1
+    node.ENHANCER.SRIE_LAMBDA = 1.0
+    node.ENHANCER.SRIE_GAMMA = 2.2
+    node.ENHANCER.SRIE_TOL = 1e-3
+    node.ENHANCER.SRIE_MAX_ITER = 100
+
     node.DEEPFLASH = CN()
     # Bilateral filter of the DeepFlash baseline (Capece et al. 2019) on 0-255 values:
     # window diameter, sigma_space (pixels) and sigma_range (intensity levels).

@@ -3,7 +3,12 @@
 from .discriminators import FlashAmbientPatchGAN, FlashAmbientStridedDiscriminator
 from .generators import FlashAmbientSIDUNet, FlashAmbientVGG16UNet, VGG16Encoder
 from .losses import FlashAmbientGANLoss
-from .meta_arch import FlashAmbientDeepFlash, FlashAmbientIdentity, FlashAmbientTranslator
+from .meta_arch import (
+    FlashAmbientDeepFlash,
+    FlashAmbientEnhancer,
+    FlashAmbientIdentity,
+    FlashAmbientTranslator,
+)
 from .registry import (
     FLASH_AMBIENT_DISCRIMINATOR_REGISTRY,
     FLASH_AMBIENT_GENERATOR_REGISTRY,
@@ -19,6 +24,7 @@ __all__ = [
     "VGG16Encoder",
     "FlashAmbientGANLoss",
     "FlashAmbientDeepFlash",
+    "FlashAmbientEnhancer",
     "FlashAmbientIdentity",
     "FlashAmbientTranslator",
     "FLASH_AMBIENT_DISCRIMINATOR_REGISTRY",

@@ -175,3 +175,49 @@ class FlashAmbientIdentity(_ImageToImage):
         if self.training:
             raise RuntimeError("FlashAmbientIdentity has nothing to train: use --eval-only")
         return self.inference(batched_inputs)
+
+
+@META_ARCH_REGISTRY.register()
+class FlashAmbientEnhancer(_ImageToImage):
+    """A training-free low-light enhancer applied to the flash image: Table 1's LIME or SRIE
+    (``flash_ambient.baselines``; evaluation only, no parameters)."""
+
+    @configurable
+    def __init__(self, *, method: str = "lime", params: Optional[dict] = None):
+        """
+        Args:
+            method: "lime" or "srie".
+            params: keyword arguments of ``lime_enhance`` / ``srie_enhance``.
+        """
+        super().__init__()
+        from ..baselines import lime_enhance, srie_enhance
+
+        methods = {"lime": lime_enhance, "srie": srie_enhance}
+        if method not in methods:
+            raise ValueError(f"ENHANCER.NAME must be one of {sorted(methods)}: {method!r}")
+        self.method = method
+        self.enhance = methods[method]
+        self.params = dict(params or {})
+
+    @classmethod
+    def from_config(cls, cfg):
+        e = cfg.MODEL.FLASH_AMBIENT.ENHANCER
+        if e.NAME == "lime":
+            params = dict(alpha=e.LIME_ALPHA, sigma=e.LIME_SIGMA, gamma=e.LIME_GAMMA)
+        else:
+            params = dict(c1=e.SRIE_C1, c2=e.SRIE_C2, lam=e.SRIE_LAMBDA, gamma=e.SRIE_GAMMA)
+            params.update(tol=e.SRIE_TOL, max_iter=e.SRIE_MAX_ITER)
+        return {"method": e.NAME, "params": params}
+
+    def predict(self, flash):
+        out = []
+        for image in flash:
+            rgb = image.permute(1, 2, 0).double().cpu().numpy()
+            enhanced = torch.from_numpy(self.enhance(rgb, **self.params)).permute(2, 0, 1)
+            out.append(enhanced.to(flash.dtype))
+        return torch.stack(out).to(flash.device)
+
+    def forward(self, batched_inputs):
+        if self.training:
+            raise RuntimeError(f"{self.method} has nothing to train: use --eval-only")
+        return self.inference(batched_inputs)
