@@ -38,7 +38,9 @@ class OverheadFusionDatasetMapper:
     Output dict: "views" (V, 3, S, S) float32 in [0, 1], "image" (3, S, S) the clean tile,
     "sem_seg" (S, S) int64, "artifact_kinds" (V,) int64, plus "image_id", "file_name",
     "height", "width". Training draws fresh artifacts (and V) whenever a sample is loaded;
-    evaluation seeds them by (INPUT.OVERHEAD_FUSION.SEED, image_id, repeat).
+    evaluation seeds them by (INPUT.OVERHEAD_FUSION.SEED, image_id, repeat). A real image stack
+    (a record with "view_files", see ``stacks.py``) gives its views as they are, with
+    "artifact_kinds" -1, and "image" only when the stack has a clean reference.
 
     A tile that cannot be read (see :func:`read_tile`) is skipped in training with a warning
     and a count (``num_skipped``); in testing the mapper raises naming the file.
