@@ -2,15 +2,15 @@
 
     python _readme_probe.py REQUESTS.json RESULTS.json     (run from the repository root)
 
-REQUESTS is a list of ``{"script": path, "argv": [...]}``. Each script is executed as
-``__main__`` with that argv until its argument parser has parsed it: parsing errors (an unknown or
-renamed flag, a missing required argument, a bad value) are reported, and the script stops before
-doing any work. Then the command's ``--config-file`` is loaded into the plugin config with the
-command's ``KEY VALUE`` overrides (a renamed key or a missing YAML is reported); any other
-``configs/...yaml`` path in the command (a study file, ``LABEL=CONFIG@WEIGHTS``) must exist, and one
-holding a ``<placeholder>`` must match at least one file. RESULTS holds, per request, ``error``
-(None when everything checks), the parsed arguments, the datasets and ``MODEL.WEIGHTS`` of the
-main config, and whether the script takes ``KEY VALUE`` overrides.
+REQUESTS is a list of ``{"script": path, "argv": [...], "placeholders": [...]}``. Each script is
+executed as ``__main__`` with that argv until its argument parser has parsed it: parsing errors
+(an unknown or renamed flag, a missing required argument, a bad value) are reported, and the
+script stops before doing any work. Then the command's ``--config-file``, unless a placeholder, is
+loaded into the plugin config with the command's ``KEY VALUE`` overrides (a renamed key or a
+missing YAML is reported); any other ``configs/...yaml`` path in the command (a study file,
+``LABEL=CONFIG@WEIGHTS``) must exist, and one holding a ``<placeholder>`` must match at least one
+file. RESULTS holds, per request, ``error`` (None when everything checks), the parsed arguments,
+and the datasets and ``MODEL.WEIGHTS`` of the loaded config.
 """
 
 import argparse
@@ -24,7 +24,6 @@ import sys
 import traceback
 
 _CONFIG_PATH = re.compile(r"configs/[^\s@=,]+?\.yaml")
-_PLACEHOLDER = re.compile(r"^(CFG\w*|W\d*)$|path/to/|<[^>]+>")
 
 
 class _Parsed(Exception):
@@ -89,19 +88,19 @@ def _load(config_file, opts):
     return cfg
 
 
-def _check_configs(argv, namespace):
+def _check_configs(argv, namespace, placeholders):
     """Loads the command's config and checks that the others exist: ``(error, cfg or None)``."""
     main_config = getattr(namespace, "config_file", None)
     opts = [o for o in getattr(namespace, "opts", None) or [] if o != "--"]
     main_cfg = None
     try:
-        if main_config and not _PLACEHOLDER.search(main_config):
+        if main_config and main_config not in placeholders:
             main_cfg = _load(main_config, opts)
         elif opts:
             _load(None, opts)  # keys must exist even when the config is a placeholder
         for word in argv:
             for path in _CONFIG_PATH.findall(word):
-                if path == main_config:
+                if path == main_config or path in placeholders:
                     continue
                 if not glob.glob(re.sub(r"<[^>]+>", "*", path)):
                     return f"no file matches {path}", main_cfg
@@ -112,13 +111,13 @@ def _check_configs(argv, namespace):
 
 def probe(request):
     namespace, error = _parse_only(request["script"], request["argv"])
-    result = {"error": error, "args": None, "datasets": [], "weights": "", "has_opts": False}
+    result = {"error": error, "args": None, "datasets": [], "weights": ""}
     if namespace is None:
         return result
     result["args"] = {k: v for k, v in vars(namespace).items() if not k.startswith("_")}
     result["args"] = json.loads(json.dumps(result["args"], default=str))
-    result["has_opts"] = hasattr(namespace, "opts")
-    result["error"], cfg = _check_configs(request["argv"], namespace)
+    placeholders = request.get("placeholders", [])
+    result["error"], cfg = _check_configs(request["argv"], namespace, placeholders)
     if cfg is not None:
         result["datasets"] = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
         result["weights"] = cfg.MODEL.WEIGHTS

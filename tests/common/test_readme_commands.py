@@ -1,17 +1,19 @@
 """The command lines of the READMEs work as written.
 
 Every command of ``README.md``, ``projects/*/README.md`` and ``datasets/README.md`` (extraction
-rule: ``_readme_commands.py``) is first checked without running: its script exists and parses the
-exact argument list, its ``--config-file`` loads with its ``KEY VALUE`` overrides, and any other
-config path it names exists (``_readme_probe.py``); ``python -m MODULE`` needs an importable
-module. Then, in
-README order, each command that this machine can run is executed exactly as written in a sandbox
-of the repository (``_readme_commands.Sandbox``), with only ``TRAIN_OVERRIDES`` / ``EVAL_OVERRIDES``
-appended. A command is not run, for the reason the test reports, when it names a placeholder
-(``CFG``, ``W``, ``path/to/...``, ``<dataset>``), starts several processes (``--num-gpus``), uses a
-dataset that is not a generated toy dataset (``<package>_toy_{train,val}``) or downloaded weights,
-or is a script of ``NOT_RUN_SCRIPTS``; the test prints these reasons. Other ``make`` targets than
-``demo`` are only checked to exist.
+rule: ``_readme_commands.py``) is first checked without running (``_readme_probe.py``): its
+script exists and parses the exact argument list, its ``--config-file`` loads with its
+``KEY VALUE`` overrides, and any other config path it names exists; ``python -m MODULE`` needs an
+importable module. Then, in README order, each command that this machine can run is executed
+exactly as written in a sandbox of the repository (``_readme_commands.Sandbox``); only
+``tools/train_net.py`` commands get ``TRAIN_OVERRIDES`` / ``EVAL_OVERRIDES`` appended.
+
+A command is only checked, not run, for the reason the test prints, when it names a placeholder
+(``CFG``, ``W``, ``path/to/...``, ``<name>``, ``...``, an ALL_CAPS option value) or has optional
+``[--flag value]`` groups of a synopsis (checked without them), starts several processes
+(``--num-gpus``), uses a dataset that is not a generated toy dataset
+(``<package>_toy_{train,val}``) or downloaded weights, or is a script of ``NOT_RUN_SCRIPTS``.
+``make`` targets other than ``demo`` are only checked to exist.
 
 ``make demo`` runs (its Makefile recipe, restricted to the projects concerned, with the same
 overrides) when a later command of the README reads from its output folder. That folder belongs
@@ -47,7 +49,29 @@ NOT_RUN_SCRIPTS = {
     "tools/convert_vgg16.py": "converts torchvision's VGG-16 download, not in the repository",
     "datasets/prepare_*.py": "prepares a real dataset, which is not in the repository",
 }
-_PLACEHOLDER = re.compile(r"^(CFG\w*|W\d*)$|path/to/|<[^>]+>")
+_PLACEHOLDER = re.compile(r"^(CFG\w*|W\d*|\.\.\.)$|path/to/|<[^>]+>")
+_CAPS = re.compile(r"^[A-Z][A-Z0-9_]*$")
+PLACEHOLDER_HINT = (
+    "a placeholder or an optional part? Write it as CFG, W, path/to/..., <name>, an ALL_CAPS "
+    "option value (--weights W2) or [--flag value]"
+)
+
+
+def split_synopsis(argv):
+    """``(argv without its [optional] groups, the words of those groups)``."""
+    kept, optional, depth = [], [], 0
+    for word in argv:
+        depth += word.startswith("[")
+        (optional if depth else kept).append(word)
+        depth -= depth > 0 and word.endswith("]")
+    return kept, optional
+
+
+def placeholders(argv):
+    """The words of a command that stand for something the reader fills in."""
+    kept, optional = split_synopsis(argv)
+    after_flag = [w for f, w in zip(kept, kept[1:]) if f.startswith("--") and _CAPS.match(w)]
+    return [w for w in kept if _PLACEHOLDER.search(w)] + after_flag + optional
 
 
 def _readme_commands(readme):
@@ -79,7 +103,10 @@ def _probe_requests(commands):
         elif len(command.argv) < 2 or not (REPO / command.argv[1]).is_file():
             requests.append({"script": None})
         else:
-            requests.append({"script": command.argv[1], "argv": command.argv[2:]})
+            argv = split_synopsis(command.argv)[0]
+            requests.append(
+                {"script": argv[1], "argv": argv[2:], "placeholders": placeholders(argv)}
+            )
     return requests
 
 
@@ -147,9 +174,9 @@ def why_not_run(command, result):
     for pattern, reason in NOT_RUN_SCRIPTS.items():
         if fnmatch.fnmatch(script, pattern):
             return reason
-    placeholders = [w for w in command.argv if _PLACEHOLDER.search(w)]
-    if placeholders:
-        return f"names placeholders {placeholders}"
+    unfilled = placeholders(command.argv)
+    if unfilled:
+        return f"names placeholders or optional parts {unfilled}"
     processes = (result.get("args") or {}).get("num_gpus") or 1
     if processes > 1:
         return (
@@ -214,7 +241,9 @@ def _static_failures(readme, probed):
         elif command.argv[1:2] == ["-m"] and not _module_exists(command.argv[2:3]):
             failures.append(f"{command.where}: no module {command.argv[2:3]}")
         if result is not None and result["error"]:
-            failures.append(f"{command.where}: `{command.text}`: {result['error']}")
+            failures.append(
+                f"{command.where}: `{command.text}`: {result['error']}\n({PLACEHOLDER_HINT})"
+            )
     return failures
 
 
@@ -274,6 +303,15 @@ def test_placeholders_and_datasets_decide_what_runs():
     real = {**toy, "datasets": ["coco_2017_train", "x_toy_val"]}
     assert "coco_2017_train" in why_not_run(command("python", "t.py"), real)
     assert "benchmark" in why_not_run(command("python", "tools/benchmark_grm.py"), toy)
+    synopsis = ["p", "t.py", "--out", "d", "[--platform", "x]", "[--has", "a", "...]", "K", "V"]
+    assert split_synopsis(synopsis) == (
+        ["p", "t.py", "--out", "d", "K", "V"],
+        ["[--platform", "x]", "[--has", "a", "...]"],
+    )
+    filled = ["python", "t.py", "--config-file", "c.yaml", "OUTPUT_DIR", "/tmp/o", "SEED", "1"]
+    assert placeholders(filled) == []
+    unfilled = ["python", "t.py", "--config-file", "M2F_CFG", "--split", "SPLIT_FILE", "--n", "3"]
+    assert placeholders(unfilled) == ["M2F_CFG", "SPLIT_FILE"]
 
 
 @pytest.mark.slow
@@ -281,7 +319,7 @@ def test_probe_rejects_a_renamed_flag_key_config_or_file(probe_run):
     for (argv, expected), result in zip(PROBE_CONTROLS, probe_run[1]):
         if expected is None:
             assert result["error"] is None, (argv, result["error"])
-            assert result["args"]["eval_only"] and result["has_opts"]
+            assert result["args"]["eval_only"] and result["args"]["opts"] == ["OUTPUT_DIR", "o"]
             assert result["datasets"] == ["lowlight_nl_toy_train", "lowlight_nl_toy_val"]
         else:
             assert result["error"] and expected in result["error"], (argv, result["error"])
@@ -330,9 +368,9 @@ def run_readme(readme, entries, root):
                 f"commands do not write (they wrote {written or 'no model_final.pth'})"
             )
             continue
-        is_training = command.argv[1] == "tools/train_net.py" and not result["args"]["eval_only"]
-        overrides = TRAIN_OVERRIDES if is_training else EVAL_OVERRIDES
-        argv = sandbox.map_argv(command.argv) + (overrides if result["has_opts"] else [])
+        argv = sandbox.map_argv(command.argv)
+        if command.argv[1] == "tools/train_net.py":  # other tools may end on an nargs="+" option
+            argv += EVAL_OVERRIDES if result["args"]["eval_only"] else TRAIN_OVERRIDES
         before = sandbox.files_under(demo_dir)
         failures += _run(argv, sandbox, command)
         after = sandbox.files_under(demo_dir)
