@@ -55,6 +55,7 @@ def _record_step(optimizer, record):
     optimizer.step = step
 
 
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_discriminator_is_frozen_in_the_generator_step_and_g_gradients_are_unchanged():
     cfg, step = _step()
     disc, model = step.discriminator, step.model
