@@ -157,3 +157,41 @@ def test_oracle_module_matches_the_hand_written_oracles(toy_val_records, tmp_pat
         assert ours[task]["AP"] == pytest.approx(reference[task]["AP"])
     perfect = evaluate_oracle(cfg, name, "referred", str(tmp_path / "referred"))
     assert perfect["segm_position"]["AP"] == pytest.approx(100.0)
+
+
+def test_estimate_from_expressions_alone():
+    from grmnet.data.query_types import category_nouns, estimate_query_types
+
+    nouns = category_nouns(SKETCHYSCENE_CATEGORIES)
+    sketch = {"the trees": [0, 1], "the left tree": [0], "the sun near the trees": [2],
+              "the person on the right": [3], "the people": [3], "a zebra": [4]}  # fmt: skip
+    assert estimate_query_types(sketch, nouns) == {
+        "the trees": CATEGORY, "the left tree": POSITION, "the sun near the trees": CATEGORY,
+        "the person on the right": CATEGORY, "the people": CATEGORY, "a zebra": None,
+    }  # fmt: skip
+    # An instance no expression refers to is invisible: "the left tree" of three trees.
+    assert estimate_query_types({"the left tree": [0], "the two trees": [0, 1]}, nouns) == {
+        "the left tree": POSITION, "the two trees": CATEGORY}  # fmt: skip
+
+
+def test_estimate_agrees_with_the_ground_truth_on_a_real_sketch():
+    from grmnet.data.query_types import category_nouns, estimate_query_types
+
+    real = shared_data("sketchyscene_matching")
+    entry = next(
+        e for e in json.loads((real / "sentence_instance_val.json").read_text()) if e["key"] == 2
+    )
+    tags = estimate_query_types(entry["sen_instIdx_map"], category_nouns(SKETCHYSCENE_CATEGORIES))
+    assert {e for e, t in tags.items() if t == POSITION} == REAL_VAL_2_POSITION
+    assert all(t == CATEGORY for e, t in tags.items() if e not in REAL_VAL_2_POSITION)
+
+
+def test_query_stats_command(tmp_path, capsys):
+    from grmnet.query_stats import main
+
+    path = tmp_path / "sentence_instance_val.json"
+    path.write_text(json.dumps([{"key": 1, "sen_instIdx_map": {
+        "the trees": [0, 1], "the left tree": [0], "the sun": [2]}}]))  # fmt: skip
+    counts = main([str(path)])
+    assert counts == {CATEGORY: 2, POSITION: 1}
+    assert "needs position 1 (33.3%)" in capsys.readouterr().out
