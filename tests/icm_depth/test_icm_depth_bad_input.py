@@ -38,7 +38,7 @@ def _png(path, array):
 def _scene(k, size=SIZE):
     """Image, depth (metres * 256, top rows invalid) and panoptic map of scene ``k``."""
     h, w = size
-    image = np.full((h, w, 3), 40 + 30 * k, np.uint8)
+    image = np.full((h, w, 3), (40 + 30 * k) % 256, np.uint8)  # NumPy 2 refuses to wrap
     image[h // 2 :, :, 1] = 120
     depth = np.tile(np.linspace(5, 40, w, dtype=np.float32), (h, 1))
     depth[:4] = 0
