@@ -1,5 +1,6 @@
 """WeightedNonLocal2d against a naive N x N implementation of Wang et al.'s four forms."""
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -131,7 +132,7 @@ def test_float32_nonlocal_means_match_naive(mode, device):
 
 
 @pytest.mark.parametrize("device", cuda_devices())
-@pytest.mark.parametrize("backend", ["sdpa", "chunked"])
+@pytest.mark.parametrize("backend", ["sdpa", "chunked", "dense"])
 @pytest.mark.parametrize("dims", [(8, 8), (12, 5), (4, 9)])
 @pytest.mark.parametrize("scale", [1.0, 10.0])
 def test_softmax_attention_backends_match_naive(backend, dims, scale, device, monkeypatch):
@@ -198,10 +199,65 @@ def test_symmetric_attention_needs_key_to_be_query():
 
 
 def test_auto_backend_choice():
-    x, k, v_same, v_other = (torch.randn(1, 6, c) for c in (4, 4, 4, 3))
-    assert _auto_backend(x, x, v_other) == "symmetric"  # Gaussian form, keys not sub-sampled
-    assert _auto_backend(x, k, v_same) == "sdpa"  # torch's fused CPU kernel, no padding
-    assert _auto_backend(x, k, v_other) == "chunked"  # sdpa would pad to a common width
+    """The CPU rules measured by tools/benchmark_attention_crossover.py: the symmetric kernel
+    for a self-similarity, the fused kernel for equal widths and for narrow padded widths (up
+    to SDPA_PADDED_MAX_WIDTH); for wide unequal widths the dense matrix up to
+    DENSE_MAX_ELEMENTS = B N M, the chunked kernel beyond."""
+    from lowlight_nl.ops.weighted_nonlocal import DENSE_MAX_ELEMENTS, DENSE_MIN_EQUAL_WIDTH
+    from lowlight_nl.ops.weighted_nonlocal import SDPA_PADDED_MAX_WIDTH as widest
+
+    def make(n, c):
+        return torch.randn(1, n, c)
+
+    x = make(40, 256)
+    assert _auto_backend(x, x, make(40, 128)) == "symmetric"  # Gaussian form, keys not pooled
+    for width in (16, 128, DENSE_MIN_EQUAL_WIDTH // 2):  # embedded Gaussian, narrow heads
+        assert _auto_backend(make(900, width), make(900, width), make(900, width)) == "sdpa"
+    wide = DENSE_MIN_EQUAL_WIDTH
+    assert _auto_backend(make(900, wide), make(900, wide), make(900, wide)) == "dense"
+    long = math.isqrt(DENSE_MAX_ELEMENTS) + 1
+    assert _auto_backend(make(long, wide), make(long, wide), make(long, wide)) == "sdpa"
+    # Sub-sampled Gaussian form: keys of x's width, values half as wide.
+    assert _auto_backend(make(64, widest), make(16, widest), make(16, widest // 2)) == "sdpa"
+    wide = 2 * widest
+    assert _auto_backend(make(64, wide), make(16, wide), make(16, wide // 2)) == "dense"
+    assert _auto_backend(make(64, 4), make(16, 4), make(16, wide)) == "dense"  # padded to Ev
+    n = DENSE_MAX_ELEMENTS // 16  # n * 16 keys: at the crossover, then one query beyond it
+    q, k, v = torch.empty(1, n, wide), torch.empty(1, 16, wide), torch.empty(1, 16, wide // 2)
+    assert _auto_backend(q, k, v) == "dense"
+    assert _auto_backend(torch.empty(1, n + 1, wide), k, v) == "chunked"
+    assert _auto_backend(torch.empty(2, n, wide), k, v) == "chunked"  # the batch counts
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_backend_on_cuda():
+    x = torch.randn(1, 30, 64, device="cuda")
+    assert _auto_backend(x, x, torch.randn(1, 30, 16, device="cuda")) == "symmetric"
+    assert _auto_backend(x, x.clone(), torch.randn(1, 30, 16, device="cuda")) == "sdpa"
+
+
+def test_auto_backend_reaches_the_kernels(monkeypatch):
+    """The block's softmax goes through the backend "auto" names."""
+    import lowlight_nl.ops.weighted_nonlocal as module
+
+    used = []
+    for name in ("SymmetricSoftmaxAttention", "ChunkedSoftmaxAttention"):
+        cls = getattr(module, name)
+        monkeypatch.setattr(
+            cls, "apply", staticmethod(lambda *a, _f=cls.apply, _n=name: used.append(_n) or _f(*a))
+        )
+    with torch.no_grad():
+        WeightedNonLocal2d(16, mode="gaussian")(torch.randn(1, 16, 6, 6))
+        WeightedNonLocal2d(512, mode="gaussian", reduction=2, sub_sample=True)(
+            torch.randn(1, 512, 4, 4)
+        )
+    assert used == ["SymmetricSoftmaxAttention"]
+    monkeypatch.setattr(module, "DENSE_MAX_ELEMENTS", 0)
+    with torch.no_grad():
+        WeightedNonLocal2d(512, mode="gaussian", reduction=2, sub_sample=True)(
+            torch.randn(1, 512, 4, 4)
+        )
+    assert used == ["SymmetricSoftmaxAttention", "ChunkedSoftmaxAttention"]
 
 
 def test_relu_pairwise_hand_computed():

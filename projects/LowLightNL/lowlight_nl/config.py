@@ -53,8 +53,10 @@ def _model_node():
     nl.LIVENESS_TOL = 1e-4
     # Kernel of the softmax forms: "auto" (the symmetric tile kernel for the Gaussian form
     # without sub-sampling; otherwise fused SDPA on CUDA, and on CPU fused SDPA when theta and g
-    # have one width, query blocks with recomputation when not), "sdpa", "chunked" or
-    # "symmetric" (Gaussian form without sub-sampling only). All are O(N) in memory.
+    # have one width or the padded width is narrow, query blocks with recomputation when not: the
+    # crossover measured by tools/benchmark_attention_crossover.py), "sdpa", "chunked",
+    # "symmetric" (Gaussian form without sub-sampling only), all O(N) in memory, or "dense"
+    # (the N x N matrix: a reference).
     nl.ATTENTION_BACKEND = "auto"
     # The paper's training mode: only the backbone (ResNet, NL blocks, FPN) learns; the RPN
     # and ROI heads keep their pretrained weights (meta architecture LowLightRCNN).

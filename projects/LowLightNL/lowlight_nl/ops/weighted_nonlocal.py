@@ -26,10 +26,23 @@ import torch.nn.functional as F
 from torch import nn
 
 # Softmax weights are computed as 2^(log2(e) * logits): torch's CPU exp2 keeps its speed on
-# the underflowing inputs of peaked softmaxes (large unscaled logits), where exp is 4-60x slower.
+# the underflowing inputs of peaked softmaxes (large unscaled logits), where exp is about 5x
+# slower (torch 2.3.1, one EPYC core, 16M values).
 _LOG2E = math.log2(math.e)
 NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
-ATTENTION_BACKENDS = ("auto", "sdpa", "chunked", "symmetric")
+ATTENTION_BACKENDS = ("auto", "dense", "sdpa", "chunked", "symmetric")
+# CPU crossovers of "auto", measured forward + backward on one thread for N = 480..8192
+# (tools/benchmark_attention_crossover.py, with and without --subsampled). Widths differ in the
+# sub-sampled Gaussian form (M = N / 4 keys, Ev = E / 2): up to E = SDPA_PADDED_MAX_WIDTH the
+# fused kernel on zero-padded values is the fastest (7-40% ahead of the chunked kernel from
+# N = 1920 on); for wider heads the dense N x M version is 8-15% ahead of the chunked kernel
+# while B N M <= DENSE_MAX_ELEMENTS and 30% behind at 4x that. With equal widths (embedded
+# Gaussian) sdpa is the fastest except for heads of DENSE_MIN_EQUAL_WIDTH and more, where the
+# dense version is 5-20% ahead up to DENSE_MAX_ELEMENTS; with key is query the symmetric kernel
+# is the fastest at every width and length measured.
+SDPA_PADDED_MAX_WIDTH = 128
+DENSE_MAX_ELEMENTS = 2**22
+DENSE_MIN_EQUAL_WIDTH = 512
 
 
 def softmax_attention(
@@ -41,12 +54,14 @@ def softmax_attention(
         query: (B, N, E). key: (B, M, E); pass ``key=query`` (the same tensor) for a
             self-similarity, which the symmetric kernel computes with fewer products.
         value: (B, M, Ev).
-        backend: "sdpa" (``scaled_dot_product_attention``, fused kernels), "chunked" (query
-            blocks with recomputation in backward, BLAS only), "symmetric" (``key is query``:
-            tiles of the upper triangle of the symmetric logits, BLAS only), or "auto":
-            symmetric when ``key is query``, else sdpa on CUDA, and on CPU sdpa when E == Ev
-            (torch's fused CPU kernel, forward and backward), else chunked (sdpa would pad to
-            max(E, Ev)).
+        backend: "dense" (the B x N x M matrix and autograd: O(N M) memory), "sdpa"
+            (``scaled_dot_product_attention``, fused kernels), "chunked" (query blocks with
+            recomputation in backward, BLAS only), "symmetric" (``key is query``: tiles of the
+            upper triangle of the symmetric logits, BLAS only), or "auto": symmetric when
+            ``key is query``, else sdpa on CUDA; on the CPU, by the measured crossovers, dense
+            while B N M <= ``DENSE_MAX_ELEMENTS`` for wide heads (E == Ev >=
+            ``DENSE_MIN_EQUAL_WIDTH``, or E != Ev wider than ``SDPA_PADDED_MAX_WIDTH``), else
+            sdpa for E == Ev or narrow padded widths and chunked for wide ones.
 
     Returns:
         (B, N, Ev).
@@ -56,6 +71,13 @@ def softmax_attention(
     if backend == "auto":
         backend = _auto_backend(query, key, value)
     dtype = result_dtype(query, key, value)
+    if backend == "dense":
+        with _autocast_off(query):
+            ref = _at_least_fp32(query, key.dtype, value.dtype)
+            q, k, v = (t.to(ref.dtype) for t in (query, key, value))
+            logits2 = torch.bmm(q * _LOG2E, k.transpose(1, 2))
+            weights = (logits2 - logits2.amax(dim=-1, keepdim=True).detach()).exp2()
+            return torch.bmm(weights / weights.sum(dim=-1, keepdim=True), v).to(dtype)
     if backend == "symmetric":
         if key is not query:
             raise ValueError("the symmetric attention backend needs key to be query")
@@ -120,13 +142,20 @@ def _at_least_fp32(tensor: torch.Tensor, *dtypes: torch.dtype) -> torch.Tensor:
 
 def _auto_backend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> str:
     if key is query:
-        # Fewer products than any fused kernel, which would also have to pad g to the key width
-        # (and may fall back to an N x N math path for wide fp32 heads).
+        # Fewer products than any fused kernel, which would also have to pad g to the key width.
         return "symmetric"
     if query.device.type == "cuda":
         return "sdpa"
-    # Padding to a common width costs more products than the chunked kernel's recomputation.
-    return "sdpa" if query.shape[-1] == value.shape[-1] else "chunked"
+    e, ev = query.shape[-1], value.shape[-1]
+    short = query.shape[0] * query.shape[1] * key.shape[1] <= DENSE_MAX_ELEMENTS
+    if e == ev:
+        return "dense" if short and e >= DENSE_MIN_EQUAL_WIDTH else "sdpa"
+    # Padding doubles the value products when Ev = E / 2: cheap for narrow heads, where the
+    # fused kernel's speed wins; for wide ones the dense matrix (short sequences) or the
+    # chunked kernel's recomputation (long ones) costs less.
+    if max(e, ev) <= SDPA_PADDED_MAX_WIDTH:
+        return "sdpa"
+    return "dense" if short else "chunked"
 
 
 class ChunkedSoftmaxAttention(torch.autograd.Function):
