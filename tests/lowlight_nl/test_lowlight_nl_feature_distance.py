@@ -1,0 +1,69 @@
+"""Feature distance between low-light and normal-light renderings of the same toy scenes."""
+
+import importlib.util
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from d2common.testing import plugin_cfg, repo_root
+from lowlight_nl.feature_distance import relative_distances
+from lowlight_nl.modeling import nonlocal_blocks_disabled
+
+
+def _tool():
+    path = repo_root() / "tools" / "lowlight_feature_distance.py"
+    spec = importlib.util.spec_from_file_location("lowlight_feature_distance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _model(*opts):
+    from detectron2.modeling import build_model
+
+    torch.manual_seed(0)
+    cfg = plugin_cfg("configs/LowLightNL/demo.yaml", ["MODEL.DEVICE", "cpu"] + list(opts))
+    model = build_model(cfg).eval()
+    for block in getattr(model.backbone.bottom_up, "nonlocal_blocks", {}).values():
+        block.blend_weight.data.fill_(0.5)  # a block that changes its input
+    return model, cfg
+
+
+def _manual_res4(model, cfg, image_rgb):
+    """res4 of the ResNet, preprocessing written out: BGR, (x - mean) / std, pad to 32."""
+    bgr = torch.as_tensor(image_rgb[:, :, ::-1].copy()).permute(2, 0, 1).float()
+    mean = torch.tensor(cfg.MODEL.PIXEL_MEAN).view(3, 1, 1)
+    std = torch.tensor(cfg.MODEL.PIXEL_STD).view(3, 1, 1)
+    x = (bgr - mean) / std
+    h, w = x.shape[1:]
+    x = F.pad(x, (0, -w % 32, 0, -h % 32))
+    with torch.no_grad():
+        return model.backbone.bottom_up(x[None])["res4"]
+
+
+def test_distances_match_a_hand_computation_and_vanish_for_identical_images():
+    model, cfg = _model()
+    pairs = list(_tool().toy_pairs(2))
+    low, normal = pairs[0]
+    assert low.shape == normal.shape == (160, 192, 3) and low.mean() < normal.mean()
+    table = relative_distances(model, pairs[:1])
+    assert {"res2", "res3", "res4", "res5", "p2", "p6"} <= set(table)
+    a, b = _manual_res4(model, cfg, low), _manual_res4(model, cfg, normal)
+    assert abs(table["res4"] - float((a - b).norm() / b.norm())) < 1e-5
+    assert all(v == 0 for v in relative_distances(model, [(normal, normal)]).values())
+    two = relative_distances(model, pairs)
+    one_b = relative_distances(model, pairs[1:])
+    assert abs(two["p3"] - (table["p3"] + one_b["p3"]) / 2) < 1e-6
+
+
+def test_blocks_off_row_for_models_with_blocks():
+    model, _ = _model()
+    plain, _ = _model("MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone")
+    table = _tool().distance_table([("wNL", model), ("plain", plain)], num=1)
+    assert set(table) == {"wNL", "wNL (blocks off)", "plain"}
+    assert table["wNL"]["res2"] != table["wNL (blocks off)"]["res2"]
+    with nonlocal_blocks_disabled(model):
+        off = relative_distances(model, list(_tool().toy_pairs(1)))
+    assert off == table["wNL (blocks off)"]
+    assert np.isfinite(list(table["plain"].values())).all()

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Per-stage relative distance between a model's features of the low-light and the normal-light
+rendering of the same toy scenes (``lowlight_nl_toy_val``): ``||f(low) - f(normal)|| /
+||f(normal)||`` for res2..res5 (after their NL blocks) and the FPN levels, averaged over images.
+For a model with weighted NL blocks, the same with the blocks switched off is printed too.
+
+    python tools/lowlight_feature_distance.py \\
+        --model "wNL=configs/LowLightNL/demo.yaml@/tmp/lowlight_nl_demo/model_final.pth" \\
+        --model "plain=configs/LowLightNL/demo.yaml@/tmp/plain/model_final.pth" \\
+        --opts-plain MODEL.BACKBONE.NAME build_resnet_fpn_backbone --json distances.json
+
+``--model LABEL=CONFIG@WEIGHTS`` may be repeated; ``--opts-<LABEL> KEY VALUE ...`` overrides that
+model's config.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "Common"))
+
+
+def toy_pairs(num: int, split: str = "val"):
+    """(low-light uint8 RGB, normal-light uint8 RGB) renderings of the first ``num`` toy scenes."""
+    from lowlight_nl.data.builtin import TOY_SEED
+    from lowlight_nl.data.toy import render_toy_image
+
+    for index in range(num):
+        low, clean, _ = render_toy_image(TOY_SEED, split, index)
+        yield low, np.rint(np.clip(clean, 0, 1) * 255).astype(np.uint8)
+
+
+def load_model(config: str, weights: str, opts):
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from d2common.testing import plugin_cfg
+
+    cfg = plugin_cfg(config, list(opts) + ["MODEL.DEVICE", "cpu"])
+    model = build_model(cfg).eval()
+    DetectionCheckpointer(model).load(weights)
+    return model
+
+
+def distance_table(models, num: int) -> dict:
+    """{label: {feature: distance}} (and ``label (blocks off)`` for models with blocks)."""
+    from lowlight_nl.feature_distance import has_nonlocal_blocks, relative_distances
+    from lowlight_nl.modeling import nonlocal_blocks_disabled
+
+    table = {}
+    for label, model in models:
+        table[label] = relative_distances(model, toy_pairs(num))
+        if has_nonlocal_blocks(model):
+            with nonlocal_blocks_disabled(model):
+                table[f"{label} (blocks off)"] = relative_distances(model, toy_pairs(num))
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", required=True, help="LABEL=CONFIG@WEIGHTS")
+    parser.add_argument("--num", type=int, default=16, help="toy val scenes")
+    parser.add_argument("--json", help="write the table to this JSON file")
+    args, rest = parser.parse_known_args(argv)
+    opts, current = {}, None
+    for token in rest:
+        if token.startswith("--opts-"):
+            current = token[len("--opts-") :]
+            opts[current] = []
+        elif current is None:
+            parser.error(f"unexpected argument {token!r}")
+        else:
+            opts[current].append(token)
+
+    from d2common.projects import import_all_projects
+
+    import_all_projects()
+    models = []
+    for spec in args.model:
+        label, sep, rest_spec = spec.partition("=")
+        config, at, weights = rest_spec.partition("@")
+        if not (sep and at and weights):
+            parser.error(f"--model {spec!r} must look like LABEL=CONFIG@WEIGHTS")
+        models.append((label, load_model(config, weights, opts.get(label, []))))
+    table = distance_table(models, args.num)
+    names = list(next(iter(table.values())))
+    print("| model | " + " | ".join(names) + " |")
+    print("| --- " * (len(names) + 1) + "|")
+    for label, row in table.items():
+        print(f"| {label} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
