@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -46,9 +47,13 @@ NOT_RUN_SCRIPTS = {
     "tools/benchmark_*.py": "a timing benchmark (minutes on a CPU), not a correctness check",
     "tools/reproduce_fusion.py": "trains several models over several seeds (an hour on a CPU)",
     "tools/run_seeds.py": "trains every arm over several seeds (hours on a CPU)",
+    "tools/sweep_*.py": "trains one model per method, value and seed (hours on a CPU)",
     "tools/convert_vgg16.py": "converts torchvision's VGG-16 download, not in the repository",
     "datasets/prepare_*.py": "prepares a real dataset, which is not in the repository",
 }
+# Two-iteration trainings (and make demo's) are bounded; any other tool that runs longer than this
+# on toy data is a study or a benchmark that the README test should not run.
+TRAINING_TIMEOUT_S, TOOL_TIMEOUT_S = 900, 240
 _PLACEHOLDER = re.compile(r"^(CFG\w*|W\d*|\.\.\.)$|path/to/|<[^>]+>")
 _CAPS = re.compile(r"^[A-Z][A-Z0-9_]*$")
 PLACEHOLDER_HINT = (
@@ -212,16 +217,26 @@ def _demo_projects_read(commands, demo_dir):
     return sorted(projects)
 
 
-def _run(argv, sandbox, command):
+def _run(argv, sandbox, command, timeout=None):
     """Runs one command in the sandbox; returns ``[]`` or ``[failure message]``."""
-    run = subprocess.run(
-        argv, cwd=sandbox.root, capture_output=True, text=True, timeout=900,
-        env=_environment(command.env),
+    timeout = timeout or TRAINING_TIMEOUT_S
+    # A session of its own, so that a timeout also ends the processes the command started.
+    process = subprocess.Popen(
+        argv, cwd=sandbox.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=_environment(command.env), start_new_session=True,
     )  # fmt: skip
-    if run.returncode == 0:
+    try:
+        log, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return [
+            f"{command.where}: `{command.text}` ran longer than {timeout} s: a study or a "
+            "benchmark belongs in NOT_RUN_SCRIPTS of this test, with the reason"
+        ]
+    if process.returncode == 0:
         return []
-    log = (run.stdout + run.stderr)[-2500:]
-    return [f"{command.where}: `{command.text}` exited with {run.returncode}:\n{log}"]
+    return [f"{command.where}: `{command.text}` exited with {process.returncode}:\n{log[-2500:]}"]
 
 
 def _module_exists(names):
@@ -372,7 +387,9 @@ def run_readme(readme, entries, root):
         if command.argv[1] == "tools/train_net.py":  # other tools may end on an nargs="+" option
             argv += EVAL_OVERRIDES if result["args"]["eval_only"] else TRAIN_OVERRIDES
         before = sandbox.files_under(demo_dir)
-        failures += _run(argv, sandbox, command)
+        is_training = command.argv[1] == "tools/train_net.py"
+        timeout = TRAINING_TIMEOUT_S if is_training else TOOL_TIMEOUT_S
+        failures += _run(argv, sandbox, command, timeout)
         after = sandbox.files_under(demo_dir)
         changed = [p for p in after if before.get(p) != after[p]]
         intruders = sorted(str(p.relative_to(sandbox.root)) for p in changed)
