@@ -28,9 +28,8 @@ else
 $(error STACK must be 'pinned' or 'current', not '$(STACK)')
 endif
 OWN_TORCH ?= $(D2_MISSING)
-ifneq ($(D2_SOURCE),)
-D2_BUILD := $(VENV)/bin/python -m pip install --quiet --no-build-isolation "$(D2_SOURCE)"
-endif
+# `true` keeps the recipe valid shell when there is nothing to compile.
+D2_BUILD := $(if $(D2_SOURCE),$(VENV)/bin/python -m pip install --quiet --no-build-isolation "$(D2_SOURCE)",true)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=

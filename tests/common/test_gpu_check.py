@@ -295,9 +295,11 @@ def test_unpack_names_wheels_for_another_python(tmp_path):
 
 
 def make_dry_run(*args):
-    proc = subprocess.run(
-        ["make", "-n", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-    )
+    cmd = ["make", "-n", "--no-print-directory", "-C", str(REPO), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode == 0:  # what make would run must at least parse as shell
+        syntax = subprocess.run(["bash", "-n"], input=proc.stdout, capture_output=True, text=True)
+        assert syntax.returncode == 0, syntax.stderr + proc.stdout
     return proc.returncode, proc.stdout + proc.stderr
 
 
