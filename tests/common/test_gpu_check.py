@@ -138,6 +138,7 @@ def test_junit_counts_and_report(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text()) == report
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA host runs the real check")
 def test_gpu_check_runs_end_to_end_without_cuda(tmp_path):
     cmd = [sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output-dir", str(tmp_path)]
@@ -158,6 +159,7 @@ def test_gpu_check_runs_end_to_end_without_cuda(tmp_path):
     assert "| bench_grm | skipped |" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_op_tests_import_without_detectron2():
     code = (
         "import sys; sys.modules['detectron2'] = None; import pytest; "
