@@ -1,19 +1,21 @@
 """Weighted non-local block (Lin et al., Eq. 1) with memory-efficient non-local means.
 
 ``z = w * W_z(y) + (1 - w) * x``, where ``y`` is the non-local means of ``x`` (Wang et al. 2018)
-in one of four forms. None of the forms materialises the N x N affinity matrix:
+in one of four forms. Beyond ``DENSE_MAX_ELEMENTS`` none of the forms materialises the N x N
+affinity matrix:
 
 - embedded Gaussian ``softmax_j(theta_i . phi_j)`` and Gaussian ``softmax_j(x_i . x_j)`` go
   through ``scaled_dot_product_attention(..., scale=1.0)`` (flash / memory-efficient kernels on
-  CPU and CUDA), or, for CPU training where torch's fused backward is slow, through query
-  blocks with recomputation (:class:`ChunkedSoftmaxAttention`);
+  CPU and CUDA), the symmetric tile kernel (:class:`SymmetricSoftmaxAttention`, keys = queries),
+  query blocks with recomputation (:class:`ChunkedSoftmaxAttention`) or, for short sequences of
+  wide heads on the CPU, the dense matrix; "auto" picks by the crossovers measured on the CPU;
 - dot product ``(theta_i . phi_j) / M`` is computed as ``theta (phi^T g) / M``;
 - concatenation ``ReLU(a . theta_i + b . phi_j + c) / M`` is computed exactly from sorted
   suffix sums of ``g`` (O(M log M) time, O(M C') memory).
 
 Mixed precision: the result takes autocast's dtype when autocast is on (else the promoted input
-dtype); the BLAS kernels (chunked, symmetric) and the concatenation form's suffix sums compute
-in fp32 whatever the input dtype, sdpa and the dot-product form in the result dtype.
+dtype); the BLAS kernels (chunked, symmetric, dense) and the concatenation form's suffix sums
+compute in fp32 whatever the input dtype, sdpa and the dot-product form in the result dtype.
 
 This module imports torch only.
 """
