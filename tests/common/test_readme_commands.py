@@ -63,10 +63,13 @@ PLACEHOLDER_HINT = (
 
 
 def split_synopsis(argv):
-    """``(argv without its [optional] groups, the words of those groups)``."""
+    """``(argv without its [--optional] groups, the words of those groups)``.
+
+    A group starts with ``[-`` (a flag), so that list values (``"['a', 'b']"``) stay arguments.
+    """
     kept, optional, depth = [], [], 0
     for word in argv:
-        depth += word.startswith("[")
+        depth += word.startswith("[-")
         (optional if depth else kept).append(word)
         depth -= depth > 0 and word.endswith("]")
     return kept, optional
@@ -318,9 +321,9 @@ def test_placeholders_and_datasets_decide_what_runs():
     real = {**toy, "datasets": ["coco_2017_train", "x_toy_val"]}
     assert "coco_2017_train" in why_not_run(command("python", "t.py"), real)
     assert "benchmark" in why_not_run(command("python", "tools/benchmark_grm.py"), toy)
-    synopsis = ["p", "t.py", "--out", "d", "[--platform", "x]", "[--has", "a", "...]", "K", "V"]
+    synopsis = ["p", "t.py", "--out", "d", "[--platform", "x]", "[--has", "a", "...]", "K", "['v']"]
     assert split_synopsis(synopsis) == (
-        ["p", "t.py", "--out", "d", "K", "V"],
+        ["p", "t.py", "--out", "d", "K", "['v']"],
         ["[--platform", "x]", "[--has", "a", "...]"],
     )
     filled = ["python", "t.py", "--config-file", "c.yaml", "OUTPUT_DIR", "/tmp/o", "SEED", "1"]
