@@ -1,6 +1,6 @@
 """What ``make demo`` runs for ICMDepth: the ICM model and the same model without ICM."""
 
-from .visualization import load_model, visualize_dataset
+from .visualization import load_model, model_label, visualize_dataset
 
 DEMO_RUNS = [
     ("ICM: sequential clusters + ICM loss", "configs/ICMDepth/demo.yaml", []),
@@ -19,4 +19,6 @@ HEADLINE_METRICS = [
 def visualize_demo(cfg, output_dir):
     """Image, GT depth, predicted depth and argmax-of-A1 cluster map on toy validation scenes."""
     model = load_model(cfg)
-    return visualize_dataset(cfg, [("ICM", model)], cfg.DATASETS.TEST[0], output_dir, num=3)
+    return visualize_dataset(
+        cfg, [(model_label(cfg), model)], cfg.DATASETS.TEST[0], output_dir, num=3
+    )
