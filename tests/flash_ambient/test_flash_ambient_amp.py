@@ -3,6 +3,7 @@ bf16) gradient scaler per network, checkpointed scaler state, and an evaluation.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
@@ -25,6 +26,9 @@ def _params(module):
 def test_bf16_gan_step_updates_both_networks(config, has_d, tmp_path):
     opts = TINY_OPTS + ["SOLVER.AMP.ENABLED", True, "OUTPUT_DIR", str(tmp_path)]
     cfg = plugin_cfg(f"configs/FlashAmbient/{config}.yaml", opts)
+    # The crops and the sampler draw from NumPy's global state, which earlier tests move: some
+    # draws put two near-identical samples through the discriminator's 1x1 BatchNorm levels.
+    np.random.seed(0)
     torch.manual_seed(0)
     trainer = build_trainer(cfg)
     step = trainer._trainer

@@ -11,6 +11,18 @@ def _in_channels(cfg):
     return 6 if cfg.MODEL.FLASH_AMBIENT.DISCRIMINATOR.CONDITIONAL else 3
 
 
+class Float32BatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` whose statistics and normalisation are computed in float32.
+
+    Under bf16 / fp16 autocast the batch statistics of a few values (a discriminator's coarsest
+    levels: batch 2 at 1x1) lose their precision and the backward pass can overflow; the output
+    goes back to the input's dtype. Same parameters and state dict as ``BatchNorm2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
 @FLASH_AMBIENT_DISCRIMINATOR_REGISTRY.register()
 class FlashAmbientStridedDiscriminator(nn.Module):
     """The discriminator of the authors' code (not a PatchGAN).
@@ -27,7 +39,7 @@ class FlashAmbientStridedDiscriminator(nn.Module):
             out = base_channels * 2**i
             layers.append(nn.Conv2d(ch, out, 3, stride=2, padding=1, bias=i == 0))
             if i > 0:
-                layers.append(nn.BatchNorm2d(out))
+                layers.append(Float32BatchNorm2d(out))
             layers.append(nn.LeakyReLU(0.01, True))
             ch = out
         layers.append(nn.Conv2d(ch, 1, 3, padding=1))
@@ -63,7 +75,7 @@ class FlashAmbientPatchGAN(nn.Module):
         for cin, cout, stride, norm in spec:
             layers.append(nn.Conv2d(cin, cout, 4, stride=stride, padding=1, bias=not norm))
             if norm:
-                layers.append(nn.BatchNorm2d(cout))
+                layers.append(Float32BatchNorm2d(cout))
             layers.append(nn.LeakyReLU(0.2, True))
         layers.append(nn.Conv2d(8 * b, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
