@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -298,7 +299,14 @@ def test_unpack_names_wheels_for_another_python(tmp_path):
 
 def make_dry_run(*args):
     cmd = ["make", "-n", "--no-print-directory", "-C", str(REPO), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # under `make test STACK=current` the outer make exports its command-line variables
+    # (MAKEFLAGS, STACK); a nested make must see only the ones the test passes
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "STACK"}
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode == 0:  # what make would run must at least parse as shell
         syntax = subprocess.run(["bash", "-n"], input=proc.stdout, capture_output=True, text=True)
         assert syntax.returncode == 0, syntax.stderr + proc.stdout
