@@ -164,8 +164,20 @@ def benchmark_block(stage, mode, device, args, dtype_name="fp32"):
     # The two versions alternate within each round, so that a load change on a shared machine
     # hits both; each reports its best time (the one least disturbed) and its highest peak.
     for round_index in range(args.repeat + 1):
-        for name, forward in runs.items():
-            seconds, peak = time_once(block, x, forward, device, DTYPES[dtype_name])
+        for name, forward in list(runs.items()):
+            try:
+                seconds, peak = time_once(block, x, forward, device, DTYPES[dtype_name])
+            except (RuntimeError, ValueError) as error:
+                if name == "efficient":
+                    raise
+                # A comparator that does not fit (the naive matrix, or SDPA's math fallback)
+                # must not take the block's own figures with it.
+                row[f"{name}_error"] = f"{type(error).__name__}: {error}".splitlines()[0]
+                del runs[name]
+                block.zero_grad(set_to_none=True)
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                continue
             peaks[name] = max(peaks[name], peak)
             if round_index > 0 or args.repeat == 0:
                 times[name].append(seconds)
