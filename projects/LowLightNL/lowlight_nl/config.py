@@ -1,5 +1,5 @@
 """Config keys of the LowLightNL project (``MODEL.LOWLIGHT_NL``, ``INPUT.LOWLIGHT_NL``,
-``DATASETS.LOWLIGHT_NL``)."""
+``DATASETS.LOWLIGHT_NL``, ``TEST.LOWLIGHT_NL``)."""
 
 from detectron2.config import CfgNode as CN
 
@@ -16,7 +16,27 @@ def add_lowlight_nl_config(cfg):
         # /path/annotations/instances_<split>.json with images in /path/<split>/ becomes the
         # dataset "<prefix>_<split>" (registered by LowLightTrainer before anything is built).
         cfg.DATASETS.LOWLIGHT_NL.COCO_DIRS = []
+    _lis_keys(cfg)
     return cfg
+
+
+def _lis_keys(cfg):
+    """``DATASETS.LOWLIGHT_NL.LIS_ROOT`` and ``TEST.LOWLIGHT_NL`` (zero-shot evaluation on LIS)."""
+    if "LIS_ROOT" not in cfg.DATASETS.LOWLIGHT_NL:
+        # Folder of the LIS dataset (Chen et al.), the one holding RGB-dark/, RGB-normal/ and
+        # annotations/. When set, LowLightTrainer registers lis_{dark,normal}_{train,test,
+        # traintest} from it (replacing those under $DETECTRON2_DATASETS/LIS); "" keeps those.
+        cfg.DATASETS.LOWLIGHT_NL.LIS_ROOT = ""
+    if "LOWLIGHT_NL" not in cfg.TEST:
+        cfg.TEST.LOWLIGHT_NL = CN()
+        # Class mapping applied to the predictions before COCO AP (evaluator
+        # LowLightNLCOCOEvaluator): "" (none) or a name of lowlight_nl.class_mapping
+        # .CLASS_MAPPINGS, e.g. "coco80_to_lis8" (a COCO-80 model scored on LIS's 8 classes;
+        # the other 72 classes' predictions are dropped).
+        cfg.TEST.LOWLIGHT_NL.CLASS_MAPPING = ""
+        # Interpolation of the test-time resize: "bilinear" (detectron2's) or "nearest" (the LIS
+        # authors' test pipeline: it keeps the noise level of the dark images).
+        cfg.TEST.LOWLIGHT_NL.RESIZE_INTERP = "bilinear"
 
 
 def _model_node():
