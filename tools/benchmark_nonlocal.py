@@ -113,7 +113,14 @@ def sdpa_forward(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
     """Bare scaled_dot_product_attention on the block's shapes; ``x`` only carries the gradient."""
     query, key, value = block._sdpa_inputs
     query = query + 0 * x.flatten()[0]  # joins the graph, so backward runs through the kernel
-    return torch.nn.functional.scaled_dot_product_attention(query, key, value)
+    # (B, 1, N, E): the flash / memory-efficient kernels take 4-D inputs only (3-D ones run the
+    # math backend, which materialises the N x M matrix) and one head width for q, k and v.
+    e, ev = query.shape[-1], value.shape[-1]
+    if ev < e:
+        value = torch.nn.functional.pad(value, (0, e - ev))
+    query, key, value = (t.unsqueeze(1) for t in (query, key, value))
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, scale=1.0)
+    return out.squeeze(1)[..., :ev]
 
 
 def time_once(block, x, forward, device, dtype=None):

@@ -10,7 +10,9 @@ For a model with weighted NL blocks, the same with the blocks switched off is pr
         --opts-plain MODEL.BACKBONE.NAME build_resnet_fpn_backbone --json distances.json
 
 ``--model LABEL=CONFIG@WEIGHTS`` may be repeated; ``--opts-<LABEL> KEY VALUE ...`` overrides that
-model's config.
+model's config. ``--noise paper`` renders the scenes with the paper's darkening and noise ranges
+(``lowlight_nl_toy_paper_noise_val``). With ``--seeds 0 1 2`` every WEIGHTS containing ``{seed}``
+is loaded once per seed and each cell is the mean +- sample std over the seeds.
 """
 import argparse
 import json
@@ -23,13 +25,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "Common"))
 
 
-def toy_pairs(num: int, split: str = "val"):
-    """(low-light uint8 RGB, normal-light uint8 RGB) renderings of the first ``num`` toy scenes."""
+def toy_pairs(num: int, split: str = "val", noise: str = "toy"):
+    """(low-light uint8 RGB, normal-light uint8 RGB) renderings of the first ``num`` toy scenes;
+    ``noise``: "toy" (the mild ranges of ``lowlight_nl_toy``) or "paper"."""
     from lowlight_nl.data.builtin import TOY_SEED
-    from lowlight_nl.data.toy import render_toy_image
+    from lowlight_nl.data.toy import PAPER_SYNTHESIS_RANGES, TOY_SYNTHESIS_RANGES, render_toy_image
 
+    ranges = {"toy": TOY_SYNTHESIS_RANGES, "paper": PAPER_SYNTHESIS_RANGES}[noise]
     for index in range(num):
-        low, clean, _ = render_toy_image(TOY_SEED, split, index)
+        low, clean, _ = render_toy_image(TOY_SEED, split, index, ranges)
         yield low, np.rint(np.clip(clean, 0, 1) * 255).astype(np.uint8)
 
 
@@ -45,18 +49,31 @@ def load_model(config: str, weights: str, opts):
     return model
 
 
-def distance_table(models, num: int) -> dict:
+def distance_table(models, num: int, noise: str = "toy") -> dict:
     """{label: {feature: distance}} (and ``label (blocks off)`` for models with blocks)."""
     from lowlight_nl.feature_distance import has_nonlocal_blocks, relative_distances
     from lowlight_nl.modeling import nonlocal_blocks_disabled
 
     table = {}
     for label, model in models:
-        table[label] = relative_distances(model, toy_pairs(num))
+        table[label] = relative_distances(model, toy_pairs(num, noise=noise))
         if has_nonlocal_blocks(model):
             with nonlocal_blocks_disabled(model):
-                table[f"{label} (blocks off)"] = relative_distances(model, toy_pairs(num))
+                off = relative_distances(model, toy_pairs(num, noise=noise))
+                table[f"{label} (blocks off)"] = off
     return table
+
+
+def seed_summary(tables) -> dict:
+    """{label: {feature: (mean, sample std)}} over the per-seed tables (std 0 for one seed)."""
+    summary = {}
+    for label in tables[0]:
+        summary[label] = {}
+        for name in tables[0][label]:
+            values = np.array([t[label][name] for t in tables], dtype=float)
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary[label][name] = (float(values.mean()), std)
+    return summary
 
 
 def main(argv=None):
@@ -64,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--model", action="append", required=True, help="LABEL=CONFIG@WEIGHTS")
     parser.add_argument("--num", type=int, default=16, help="toy val scenes")
     parser.add_argument("--json", help="write the table to this JSON file")
+    parser.add_argument("--noise", choices=("toy", "paper"), default="toy")
+    parser.add_argument("--seeds", type=int, nargs="+", help="fill {seed} in WEIGHTS")
     args, rest = parser.parse_known_args(argv)
     opts, current = {}, None
     for token in rest:
@@ -78,19 +97,29 @@ def main(argv=None):
     from d2common.projects import import_all_projects
 
     import_all_projects()
-    models = []
+    specs = []
     for spec in args.model:
         label, sep, rest_spec = spec.partition("=")
         config, at, weights = rest_spec.partition("@")
         if not (sep and at and weights):
             parser.error(f"--model {spec!r} must look like LABEL=CONFIG@WEIGHTS")
-        models.append((label, load_model(config, weights, opts.get(label, []))))
-    table = distance_table(models, args.num)
+        specs.append((label, config, weights))
+    tables = []
+    for seed in args.seeds or [None]:
+        models = [
+            (label, load_model(config, weights.format(seed=seed), opts.get(label, [])))
+            for label, config, weights in specs
+        ]
+        tables.append(distance_table(models, args.num, args.noise))
+    table = seed_summary(tables) if args.seeds else tables[0]
     names = list(next(iter(table.values())))
     print("| model | " + " | ".join(names) + " |")
     print("| --- " * (len(names) + 1) + "|")
     for label, row in table.items():
-        print(f"| {label} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+        cells = [
+            f"{row[n][0]:.3f} +- {row[n][1]:.3f}" if args.seeds else f"{row[n]:.3f}" for n in names
+        ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

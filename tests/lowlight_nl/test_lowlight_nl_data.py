@@ -193,3 +193,17 @@ def test_visualize_tool_writes_panels(tmp_path, monkeypatch):
     (panel,) = list(tmp_path.glob("*.png"))
     image = cv2.imread(str(panel))
     assert image.shape[1] > 4 * image.shape[0]  # normal, low light, prediction, ground truth
+
+
+def test_paper_noise_toy_variant_has_the_same_scenes_and_annotations():
+    from detectron2.data import DatasetCatalog
+
+    toy = DatasetCatalog.get("lowlight_nl_toy_val")
+    paper = DatasetCatalog.get("lowlight_nl_toy_paper_noise_val")
+    assert len(toy) == len(paper) == 16
+    for a, b in zip(toy, paper):
+        assert a["file_name"] != b["file_name"]
+        assert [x["bbox"] for x in a["annotations"]] == [x["bbox"] for x in b["annotations"]]
+    # darker on average: gamma up to 5 instead of 2.5
+    mean = lambda records: np.mean([cv2.imread(r["file_name"]).mean() for r in records])  # noqa
+    assert mean(paper) < mean(toy)

@@ -67,3 +67,27 @@ def test_blocks_off_row_for_models_with_blocks():
         off = relative_distances(model, list(_tool().toy_pairs(1)))
     assert off == table["wNL (blocks off)"]
     assert np.isfinite(list(table["plain"].values())).all()
+
+
+def test_paper_noise_pairs_share_the_scene_and_are_noisier():
+    tool = _tool()
+    toy = list(tool.toy_pairs(3, noise="toy"))
+    paper = list(tool.toy_pairs(3, noise="paper"))
+    for (low_toy, clean_toy), (low_paper, clean_paper) in zip(toy, paper):
+        np.testing.assert_array_equal(clean_toy, clean_paper)  # same scene, other degradation
+        assert not np.array_equal(low_toy, low_paper)
+
+    def noise(img):  # mean absolute difference of horizontal neighbours: high for pixel noise
+        return np.abs(np.diff(img.astype(float), axis=1)).mean()
+
+    assert np.mean([noise(p[0]) for p in paper]) > 1.5 * np.mean([noise(t[0]) for t in toy])
+
+
+def test_seed_summary_gives_mean_and_sample_std():
+    tables = [{"a": {"res2": v}} for v in (1.0, 2.0, 6.0)]
+    summary = _tool().seed_summary(tables)
+    mean, std = summary["a"]["res2"]
+    assert (
+        mean == 3.0 and abs(std - np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2)) < 1e-12
+    )
+    assert _tool().seed_summary(tables[:1])["a"]["res2"] == (1.0, 0.0)

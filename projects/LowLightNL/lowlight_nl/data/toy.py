@@ -64,11 +64,14 @@ def _shape_mask(rng, category: str, height: int, width: int):
 # Milder than the COCO-low-light defaults (gamma up to 5, sig_s up to 0.16) so that a model
 # trained for a couple of CPU minutes still finds the objects.
 TOY_SYNTHESIS_RANGES = LowLightRanges(gamma=(1.5, 2.5), sig_s=(0.0, 0.04), sig_c=(0.0, 0.015))
+# The paper's ranges (Lv et al.'s: gamma 1.5-5, sig_s up to 0.16, sig_c up to 0.06): the
+# "paper-noise" variant, where denoising the features has something to do.
+PAPER_SYNTHESIS_RANGES = LowLightRanges()
 
 
-def _darken_and_noise(rng, image: np.ndarray) -> np.ndarray:
+def _darken_and_noise(rng, image: np.ndarray, ranges: LowLightRanges) -> np.ndarray:
     """Low-light degradation of a float [0, 1] image through the synthesis pipeline."""
-    synthesizer = LowLightSynthesizer(_toy_camera_responses(), TOY_SYNTHESIS_RANGES)
+    synthesizer = LowLightSynthesizer(_toy_camera_responses(), ranges)
     clean = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
     return synthesizer.synthesize(clean, synthesizer.sample_params(rng), rng)
 
@@ -83,8 +86,14 @@ def _mask_to_polygons(mask: np.ndarray) -> List[List[float]]:
     return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
 
 
-def render_toy_image(seed: int, split: str, index: int):
-    """Renders one image. Returns (low-light HxWx3 uint8 RGB, clean float image, instances)."""
+def render_toy_image(
+    seed: int, split: str, index: int, ranges: LowLightRanges = TOY_SYNTHESIS_RANGES
+):
+    """Renders one image. Returns (low-light HxWx3 uint8 RGB, clean float image, instances).
+
+    The scene depends only on (seed, split, index); ``ranges`` sets the degradation, so two
+    variants of one scene differ only in darkening and noise.
+    """
     rng = seeded_rng(seed, split, index)
     height, width = TOY_IMAGE_SIZE
     image = _background(rng, height, width)
@@ -103,10 +112,15 @@ def render_toy_image(seed: int, split: str, index: int):
         image[mask > 0] = colour
         occupied |= mask > 0
         instances.append({"category_id": cat["id"], "mask": mask})
-    return _darken_and_noise(rng, image), image, instances
+    return _darken_and_noise(rng, image, ranges), image, instances
 
 
-def generate_toy_coco(output_dir: str, seed: int = 0, num_images: Dict[str, int] = None) -> None:
+def generate_toy_coco(
+    output_dir: str,
+    seed: int = 0,
+    num_images: Dict[str, int] = None,
+    ranges: LowLightRanges = TOY_SYNTHESIS_RANGES,
+) -> None:
     """Writes ``{train,val}/*.jpg`` and ``annotations/instances_{train,val}.json``."""
     num_images = num_images or TOY_NUM_IMAGES
     os.makedirs(os.path.join(output_dir, "annotations"), exist_ok=True)
@@ -115,7 +129,7 @@ def generate_toy_coco(output_dir: str, seed: int = 0, num_images: Dict[str, int]
         os.makedirs(os.path.join(output_dir, split), exist_ok=True)
         images, annotations = [], []
         for index in range(num_images[split]):
-            low, _, instances = render_toy_image(seed, split, index)
+            low, _, instances = render_toy_image(seed, split, index, ranges)
             file_name = f"{index:06d}.jpg"
             cv2.imwrite(
                 os.path.join(output_dir, split, file_name),
