@@ -12,6 +12,7 @@ from torch import nn
 from d2common.amp import (
     AutocastInference,
     MixedPrecisionTrainer,
+    NonFiniteStepGuard,
     amp_dtype,
     inference_model,
     make_grad_scaler,
@@ -119,3 +120,56 @@ def test_autocast_inference_wrapper():
     assert model.seen == [torch.bfloat16] and out["loss_mse"].dtype == torch.float32
     wrapped.train()
     assert model.training
+
+
+class _PoisonedRegressor(_Regressor):
+    """Its loss's gradient is NaN while ``poison`` is set (a finite loss, as after an overflow
+    inside a low-precision backward)."""
+
+    poison = False
+
+    def forward(self, batch):
+        losses = super().forward(batch)
+        if self.poison:
+            nan = lambda g: torch.full_like(g, float("nan"))  # noqa: E731
+            self.hooks = [self.linear.weight.register_hook(nan)]
+        return losses
+
+
+def test_bfloat16_step_with_non_finite_gradients_is_skipped_counted_and_logged(caplog):
+    torch.manual_seed(0)
+    model = _PoisonedRegressor()
+    x = torch.randn(8, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = MixedPrecisionTrainer(
+        model, itertools.repeat((x, x.sum(1, keepdim=True))), optimizer, device="cpu"
+    )
+    assert isinstance(trainer.grad_scaler, NonFiniteStepGuard)
+    with EventStorage(0) as storage:
+        model.poison = True
+        before = model.linear.weight.detach().clone()
+        trainer.run_step()
+        for hook in model.hooks:
+            hook.remove()
+        assert torch.equal(before, model.linear.weight)  # not written into the weights
+        assert trainer.grad_scaler.skipped_steps == 1
+        assert storage.latest()["amp/skipped_steps"][0] == 1
+        assert "step skipped" in caplog.text
+        model.poison = False
+        trainer.run_step()  # a finite step goes through and resets the run of skips
+        assert not torch.equal(before, model.linear.weight)
+        assert trainer.grad_scaler.consecutive_skips == 0
+
+
+def test_guard_raises_after_consecutive_non_finite_steps():
+    layer = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    guard = NonFiniteStepGuard("cpu", max_consecutive_skips=3)
+    layer.weight.grad = torch.tensor([[float("inf"), 0.0]])
+    layer.bias.grad = torch.zeros(1)
+    guard.step(optimizer)
+    guard.step(optimizer)
+    with pytest.raises(FloatingPointError, match="3 optimizer steps in a row"):
+        guard.step(optimizer)
+    assert guard.scale(torch.tensor(2.0)) == 2.0 and not guard.is_enabled()
+    assert make_grad_scaler("cpu", enabled=False).__class__ is not NonFiniteStepGuard

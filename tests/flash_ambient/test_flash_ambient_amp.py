@@ -78,3 +78,27 @@ def test_bf16_evaluation(tmp_path):
         (ref,) = model([{"image": flash}])
     assert out["ambient"].dtype == torch.float32
     torch.testing.assert_close(out["ambient"], ref["ambient"], rtol=0, atol=5e-2)
+
+
+def test_bf16_step_with_non_finite_discriminator_gradients_skips_only_that_step(tmp_path):
+    size_opts = ["INPUT.FLASH_AMBIENT.CROP_SIZE", 32, "INPUT.FLASH_AMBIENT.RESIZE", (48, 36)]
+    size_opts += ["INPUT.FLASH_AMBIENT.CROP_BASE", 36]
+    opts = TINY_OPTS + size_opts + ["SOLVER.AMP.ENABLED", True, "OUTPUT_DIR", str(tmp_path)]
+    cfg = plugin_cfg("configs/FlashAmbient/demo.yaml", opts)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    trainer = build_trainer(cfg)
+    step = trainer._trainer
+    first = next(p for p in step.discriminator.parameters() if p.requires_grad)
+    # An overflow inside D's low-precision backward, as tiny BatchNorm statistics once caused.
+    hook = first.register_hook(lambda g: torch.full_like(g, float("inf")))
+    d_before, g_before = _params(step.discriminator), _params(trainer.model)
+    with EventStorage(0):
+        trainer.iter = 0
+        trainer.run_step()
+    hook.remove()
+    d_after, g_after = _params(step.discriminator), _params(trainer.model)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, d_after))  # D's step skipped
+    assert step.grad_scaler_d.skipped_steps == 1 and step.grad_scaler.skipped_steps == 0
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, g_after))  # G still learns
+    assert all(torch.isfinite(p).all() for p in g_after)

@@ -10,6 +10,7 @@ outputs to the evaluators.
 import contextlib
 import copy
 import functools
+import logging
 import time
 
 import torch
@@ -18,11 +19,13 @@ from detectron2.engine import defaults as d2_defaults
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 from torch import nn
+from torch.amp import GradScaler
 
 __all__ = [
     "amp_dtype",
     "autocast",
     "make_grad_scaler",
+    "NonFiniteStepGuard",
     "MixedPrecisionTrainer",
     "mixed_precision_trainer",
     "AutocastInference",
@@ -56,13 +59,73 @@ def make_grad_scaler(device, enabled: bool = True):
     """A gradient scaler for float16 autocast (CUDA); a pass-through one otherwise.
 
     A disabled scaler's ``scale(loss)`` returns ``loss`` and ``step(opt)`` calls ``opt.step()``,
-    so one training loop serves fp32, bfloat16 and float16.
+    so one training loop serves fp32, bfloat16 and float16. For bfloat16 autocast (``enabled``
+    on the CPU) it is a :class:`NonFiniteStepGuard`: no scaling, but a step whose gradients are
+    not finite is skipped, as the float16 scaler does.
     """
     device_type = torch.device(device).type
-    enabled = enabled and amp_dtype(device) == torch.float16
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler(device_type, enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
+    low_precision = amp_dtype(device)
+    if enabled and low_precision == torch.bfloat16:
+        return NonFiniteStepGuard(device_type)
+    return GradScaler(device_type, enabled=enabled and low_precision == torch.float16)
+
+
+class NonFiniteStepGuard(GradScaler):
+    """The bfloat16 counterpart of a gradient scaler: scales nothing, skips non-finite steps.
+
+    bfloat16 has float32's exponent range, so gradients need no scaling; but an overflow in a
+    low-precision backward (e.g. batch statistics over a handful of values) still yields inf or
+    NaN gradients, which the float16 scaler would catch and which ``opt.step()`` would write
+    into the weights. ``step(optimizer)`` skips the step when any gradient of ``optimizer`` is not
+    finite, counts it (``skipped_steps``; logged as ``amp/skipped_steps`` when an event storage is
+    active) and warns; ``max_consecutive_skips`` skipped steps in a row raise
+    ``FloatingPointError``, since without a scale to lower nothing would change.
+    """
+
+    def __init__(self, device_type: str = "cpu", max_consecutive_skips: int = 20):
+        super().__init__(device_type, enabled=False)
+        self.max_consecutive_skips = max_consecutive_skips
+        self.skipped_steps = 0
+        self.consecutive_skips = 0
+
+    def step(self, optimizer, *args, **kwargs):
+        bad = _non_finite_gradients(optimizer)
+        if not bad:
+            self.consecutive_skips = 0
+            return optimizer.step(*args, **kwargs)
+        self.skipped_steps += 1
+        self.consecutive_skips += 1
+        logging.getLogger(__name__).warning(
+            "bfloat16 autocast: %d of %d gradient tensors are not finite; optimizer step skipped "
+            "(%d skipped so far)",
+            bad,
+            sum(1 for g in optimizer.param_groups for p in g["params"] if p.grad is not None),
+            self.skipped_steps,
+        )
+        _put_scalar("amp/skipped_steps", self.skipped_steps)
+        if self.consecutive_skips >= self.max_consecutive_skips:
+            raise FloatingPointError(
+                f"bfloat16 autocast: {self.consecutive_skips} optimizer steps in a row had "
+                "non-finite gradients; training has diverged"
+            )
+        return None
+
+
+def _non_finite_gradients(optimizer) -> int:
+    """Number of gradient tensors of ``optimizer``'s parameters with an inf or NaN."""
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if not grads:
+        return 0
+    flags = torch.stack([~torch.isfinite(g).all() for g in grads])
+    return int(flags.sum())
+
+
+def _put_scalar(name: str, value: float) -> None:
+    try:
+        storage = get_event_storage()
+    except AssertionError:  # outside a trainer
+        return
+    storage.put_scalar(name, value, smoothing_hint=False)
 
 
 class MixedPrecisionTrainer(AMPTrainer):
