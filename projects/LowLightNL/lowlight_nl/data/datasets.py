@@ -13,7 +13,7 @@ import os
 from collections import Counter, defaultdict
 from typing import List
 
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
@@ -183,10 +183,73 @@ def register_coco_lowlight(root: str) -> None:
         )
 
 
+def load_lis_records(json_file: str, image_root: str, dataset_name: str) -> RecordList:
+    """:func:`load_coco_records` for LIS, where every listed image must be usable.
+
+    LIS is a fixed benchmark: AP over a subset of its images is not comparable with published
+    figures, so an image that would be excluded (missing file, duplicate id or file name,
+    unknown category) stops the load instead.
+
+    Raises:
+        FileNotFoundError: the JSON or image folder is missing, or images were excluded (the
+            first five named with their reasons).
+    """
+    records = load_coco_records(json_file, image_root, dataset_name)
+    report = records.load_report
+    if report.excluded:
+        listed = "; ".join(f"{path}: {reason}" for path, reason in report.excluded[:5])
+        raise FileNotFoundError(
+            f"{dataset_name}: {len(report.excluded)} of the {report.num_candidates} images of "
+            f"{json_file} cannot be used ({listed}{'; ...' if len(report.excluded) > 5 else ''})"
+            ": LIS is scored on all of its images, none may be left out"
+        )
+    return records
+
+
 def register_lis(root: str) -> None:
     """``lis_{dark,normal}_{train,test,traintest}``: the real LIS dataset (COCO-format JSONs)."""
     for name, (image_dir, json_file) in LIS_SPLITS.items():
-        register_coco_format(name, os.path.join(root, json_file), os.path.join(root, image_dir))
+        _register_lis_split(name, os.path.join(root, json_file), os.path.join(root, image_dir))
+
+
+def _register_lis_split(name: str, json_file: str, image_root: str) -> None:
+    register_dataset_once(
+        name,
+        lambda: load_lis_records(json_file, image_root, name),
+        json_file=json_file,
+        image_root=image_root,
+        evaluator_type="coco",
+    )
+
+
+def register_lis_root(lis_root: str) -> List[str]:
+    """Registers the LIS splits from the LIS folder itself (``DATASETS.LOWLIGHT_NL.LIS_ROOT``).
+
+    ``lis_root`` holds ``RGB-dark/``, ``RGB-normal/`` and ``annotations/`` (the layout of
+    ``datasets/README.md`` below ``LIS/``). Splits registered from elsewhere under the same
+    names are replaced. Loading stays lazy: a missing JSON or image is reported, naming the
+    file, when a split is loaded. Returns the names.
+
+    Raises:
+        FileNotFoundError: ``lis_root`` is not a folder.
+    """
+    lis_root = os.path.expanduser(lis_root)
+    if not os.path.isdir(lis_root):
+        raise FileNotFoundError(
+            f"DATASETS.LOWLIGHT_NL.LIS_ROOT: {lis_root} is not a folder (it should hold "
+            "RGB-dark/, RGB-normal/ and annotations/ of LIS; see datasets/README.md)"
+        )
+    for name, (image_dir, json_file) in LIS_SPLITS.items():
+        json_file = os.path.join(lis_root, os.path.relpath(json_file, "LIS"))
+        image_dir = os.path.join(lis_root, os.path.relpath(image_dir, "LIS"))
+        if name in DatasetCatalog.list():
+            meta = MetadataCatalog.get(name)
+            if (meta.get("json_file"), meta.get("image_root")) == (json_file, image_dir):
+                continue
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        _register_lis_split(name, json_file, image_dir)
+    return list(LIS_SPLITS)
 
 
 def register_coco_directory(prefix: str, directory: str) -> List[str]:
