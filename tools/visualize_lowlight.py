@@ -7,8 +7,9 @@
         --model ours=configs/LowLightNL/wnl-eg_R50_FPN_10ep_coco_lowlight.yaml@model_final.pth
 
 Each model sees its images as its config's test loader would: a config with an enhancer
-(``INPUT.LOWLIGHT_NL.ENHANCER``, the ``-gamma`` / ``-clahe`` two-stage baselines) enhances the
-low-light image first, and its predictions are drawn on the enhanced image.
+(``INPUT.LOWLIGHT_NL.ENHANCER``, the ``-gamma`` / ``-clahe`` / ``-zerodce`` two-stage baselines;
+Zero-DCE++ needs ``INPUT.LOWLIGHT_NL.ZERO_DCE.WEIGHTS``, e.g. as an override after the options)
+enhances the low-light image first, and its predictions are drawn on the enhanced image.
 ``--synthesize`` turns normal-light inputs into low-light ones (seeded by file name, so panels
 match the offline dataset made with the same seed and curves); without it the inputs are
 already dark (the toy or LIS data) and the first panel is skipped. ``--images DIR`` draws

@@ -102,9 +102,19 @@ def _input_node():
     ll.SYNTHESIS.GAMMA = [1.5, 5.0]
     ll.SYNTHESIS.SIG_S = [0.0, 0.16]
     ll.SYNTHESIS.SIG_C = [0.0, 0.06]
-    # Classic enhancer applied to every image before the model (two-stage baselines):
-    # "none", "gamma" (255 (I / 255)^(1 / GAMMA)) or "clahe" (CLAHE on Lab lightness).
+    # Enhancer applied to every image before the model (two-stage baselines): "none", "gamma"
+    # (255 (I / 255)^(1 / GAMMA)), "clahe" (CLAHE on Lab lightness) or "zero_dce++" (the learned
+    # Zero-DCE++ of Li et al., TPAMI 2021; weights in ZERO_DCE.WEIGHTS).
     ll.ENHANCER = "none"
+    ll.ZERO_DCE = CN()
+    # Zero-DCE++ state dict: the authors' Epoch99.pth or tools/train_zero_dce.py's output. Read
+    # when the mapper / predictor is built: a missing or wrong file stops the run there.
+    ll.ZERO_DCE.WEIGHTS = ""
+    # The curve map is estimated at 1 / SCALE_FACTOR of the image size (authors' test: 12).
+    ll.ZERO_DCE.SCALE_FACTOR = 12
+    # Device of the enhancer. "cuda" only with DATALOADER.NUM_WORKERS 0 (or the predictor):
+    # forked loader workers cannot use CUDA.
+    ll.ZERO_DCE.DEVICE = "cpu"
     # Exponent g of the gamma-correction enhancer.
     ll.GAMMA = 2.2
     # CLAHE clip limit and tiles per side.

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 
 ENHANCERS = ("none", "gamma", "clahe")
+# Enhancers with weights, built once from the config (``lowlight_nl.zero_dce``), not by enhance().
+LEARNED_ENHANCERS = ("zero_dce++",)
 
 
 def gamma_correction(image: np.ndarray, gamma: float = 2.2) -> np.ndarray:
@@ -38,7 +40,13 @@ def enhance(image: np.ndarray, method: str, gamma: float = 2.2, clip_limit: floa
         return gamma_correction(image, gamma)
     if method == "clahe":
         return clahe(image, clip_limit, tile_grid)
-    raise ValueError(f"unknown enhancer {method!r}; expected one of {ENHANCERS}")
+    if method in LEARNED_ENHANCERS:
+        raise ValueError(
+            f"{method!r} has weights: build it once with lowlight_nl.zero_dce.ZeroDCEEnhancer"
+        )
+    raise ValueError(
+        f"unknown enhancer {method!r}; expected one of {ENHANCERS + LEARNED_ENHANCERS}"
+    )
 
 
 def _check_uint8(image: np.ndarray) -> np.ndarray:

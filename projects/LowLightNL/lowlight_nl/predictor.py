@@ -3,27 +3,28 @@
 import numpy as np
 from detectron2.engine import DefaultPredictor
 
-from .data.transforms import EnhanceTransform
+from .data.mapper import build_enhance_augmentation
 
 
 class LowLightPredictor:
     """detectron2's ``DefaultPredictor`` preceded by ``INPUT.LOWLIGHT_NL.ENHANCER`` (gamma
-    correction or CLAHE, the two-stage baselines), as :class:`LowLightDatasetMapper` applies it
-    in evaluation. ``DefaultPredictor`` alone would skip the enhancer.
+    correction, CLAHE or Zero-DCE++, the two-stage baselines), as :class:`LowLightDatasetMapper`
+    applies it in evaluation. ``DefaultPredictor`` alone would skip the enhancer. Zero-DCE++'s
+    weights are loaded here: a missing file fails at construction.
     """
 
     def __init__(self, cfg):
         ll = cfg.INPUT.LOWLIGHT_NL
         self.method = ll.ENHANCER
         self.input_format = cfg.INPUT.FORMAT
-        self.enhancer = EnhanceTransform(
-            ll.ENHANCER, ll.GAMMA, ll.CLAHE_CLIP_LIMIT, ll.CLAHE_TILES, cfg.INPUT.FORMAT
-        )
+        self.enhancer = None
+        if ll.ENHANCER != "none":
+            self.enhancer = build_enhance_augmentation(cfg).get_transform(None)
         self.predictor = DefaultPredictor(cfg)
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 in ``INPUT.FORMAT`` -> the enhanced image, same size and format."""
-        return image if self.method == "none" else self.enhancer.apply_image(image)
+        return image if self.enhancer is None else self.enhancer.apply_image(image)
 
     def __call__(self, image: np.ndarray) -> dict:
         """
