@@ -104,3 +104,38 @@ def test_benchmark_runs_and_writes_json(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert "gan_train_iteration_b1_224" in results
     assert all(v["wall_s"] > 0 for v in results.values())
+
+
+def test_conditions_grid_on_real_samples(tmp_path, capsys):
+    samples = shared_data("faid_samples")
+    widths = [str(v) for v in TINY_OPTS[4:8]]  # the tiny generator / discriminator widths
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        cfg = plugin_cfg("configs/FlashAmbient/demo.yaml", TINY_OPTS)
+        DetectionCheckpointer(build_model(cfg), save_dir=str(tmp_path)).save(f"tiny_{seed}")
+    config = str(repo_root() / "configs/FlashAmbient/demo.yaml")
+    out = tmp_path / "grid.png"
+    args = ["--input", str(samples), "--output", str(out), "--seed", "1", "--height", "64"]
+    args += ["--model", f"A={config}@{tmp_path}/tiny_{{seed}}.pth", "--opts-A", *widths]
+    args += ["--model", f"B={config}@{tmp_path}/tiny_0.pth", "--opts-B", *widths]
+    _tool("flash_conditions_grid").main(args)
+    grid = cv2.imread(str(out))
+    assert grid.shape[0] == 3 * (64 + 22)  # one row per pair, a title bar over each panel
+    table = json.loads((tmp_path / "grid.json").read_text())
+    assert table["seed"] == 1 and set(table["psnr"]) == {"Objects_148", "People_014", "People_150"}
+    from skimage.metrics import peak_signal_noise_ratio
+
+    flash = cv2.imread(str(samples / "People_014_flash.png"))
+    ambient = cv2.imread(str(samples / "People_014_ambient.png"))
+    expected = peak_signal_noise_ratio(ambient, flash, data_range=255)
+    assert abs(table["psnr"]["People_014"]["flash"] - expected) < 1e-9
+    assert table["psnr"]["People_014"]["A"] != table["psnr"]["People_014"]["B"]  # seed 1 vs 0
+    assert "| People_014 |" in capsys.readouterr().out
+
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "Room_001_flash.png").write_bytes((samples / "People_014_flash.png").read_bytes())
+    with pytest.raises(SystemExit, match="Room_001_flash.png has no"):
+        _tool("flash_conditions_grid").main(["--input", str(lonely)] + args[2:])
+    with pytest.raises(SystemExit, match="tiny_7.pth not found"):
+        _tool("flash_conditions_grid").main(args + ["--seed", "7"])
