@@ -38,7 +38,7 @@ def parse_models(argv):
     parser.add_argument("--output", required=True, help="PNG of the grid (JSON next to it)")
     parser.add_argument("--seed", type=int, default=0, help="fills {seed} in WEIGHTS")
     parser.add_argument("--scale", choices=("native", "config"), default="config")
-    parser.add_argument("--height", type=int, default=200, help="panel height in pixels")
+    parser.add_argument("--height", type=int, default=240, help="panel side in pixels")
     args, rest = parser.parse_known_args(argv)
     opts, current = {}, None
     for token in rest:
@@ -99,6 +99,21 @@ def read_pairs(folder):
     return pairs
 
 
+def fit_square(image: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (side, side, 3): longer side scaled to ``side``, white padding, so
+    that portrait and landscape photos share one grid."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    out = np.full((side, side, 3), 255, np.uint8)
+    top, left = (side - size[1]) // 2, (side - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = resized
+    return out
+
+
 def psnr(prediction: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of two (H, W, 3) uint8 images."""
     mse = np.mean((prediction.astype(np.float64) - target.astype(np.float64)) ** 2)
@@ -119,16 +134,15 @@ def main(argv=None):
     rows, table = [], {}
     with torch.no_grad():
         for name, flash, ambient in pairs:
-            panels = [(f"{name}: flash ({psnr(flash, ambient):.1f} dB)", flash)]
+            panels = [(f"{name} flash {psnr(flash, ambient):.1f} dB", flash)]
             table[name] = {"flash": psnr(flash, ambient)}
             for label, model, resize in models:
                 output = translate(model, flash, args.scale, resize, 0, 32)
                 table[name][label] = psnr(output, ambient)
-                panels.append((f"{label} ({table[name][label]:.1f} dB)", output))
+                panels.append((f"{label} {table[name][label]:.1f} dB", output))
             panels.append(("ambient", ambient))
+            panels = [(title, fit_square(image, args.height)) for title, image in panels]
             rows.append(panel_grid(panels, columns=len(panels), height=args.height))
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     save_rgb(args.output, np.concatenate(rows, axis=0))
     labels = ["flash"] + [label for label, _, _ in models]
     print("| pair | " + " | ".join(f"{label} PSNR" for label in labels) + " |")

@@ -120,7 +120,7 @@ def test_conditions_grid_on_real_samples(tmp_path, capsys):
     args += ["--model", f"B={config}@{tmp_path}/tiny_0.pth", "--opts-B", *widths]
     _tool("flash_conditions_grid").main(args)
     grid = cv2.imread(str(out))
-    assert grid.shape[0] == 3 * (64 + 22)  # one row per pair, a title bar over each panel
+    assert grid.shape == (3 * (64 + 22), 4 * 64, 3)  # a row per pair, square panels, titles
     table = json.loads((tmp_path / "grid.json").read_text())
     assert table["seed"] == 1 and set(table["psnr"]) == {"Objects_148", "People_014", "People_150"}
     from skimage.metrics import peak_signal_noise_ratio
