@@ -48,6 +48,9 @@ NOT_RUN_SCRIPTS = {
     "tools/reproduce_fusion.py": "trains several models over several seeds (an hour on a CPU)",
     "tools/run_seeds.py": "trains every arm over several seeds (hours on a CPU)",
     "tools/sweep_*.py": "trains one model per method, value and seed (hours on a CPU)",
+    "tools/train_zero_dce.py": (
+        "trains Zero-DCE++ for minutes (test_lowlight_nl_zero_dce_pipeline.py runs it briefly)"
+    ),
     "tools/convert_vgg16.py": "converts torchvision's VGG-16 download, not in the repository",
     "datasets/prepare_*.py": "prepares a real dataset, which is not in the repository",
 }
