@@ -244,6 +244,16 @@ def plan_steps(args, info: dict, out: Path) -> List[Step]:
     nl_cmd = [py, "tools/benchmark_nonlocal.py", "--device", "cuda", "--batch", "2", "--sdpa"]
     nl_cmd += ["--dtypes", "fp32", "bf16", "--repeat", "2", "--json", str(nl_json)]
     steps.append(Step("bench_nonlocal", nl_cmd, 150, needs=no_cuda, json_out=nl_json))
+    # The wNL paper config's training step against the same model without blocks (FrozenBN as in
+    # the paper; lr 0 keeps the untrained weights finite over the few timed steps).
+    step_json = bench / "wnl_step.json"
+    step_cmd = [py, "tools/benchmark_nonlocal.py", "--skip-blocks", "--device", "cuda"]
+    step_cmd += ["--train-steps", "5", "--json", str(step_json)]
+    step_cmd += ["--train-step", PAPER_RUNS["LowLightNL"][0], "--train-opts"]
+    step_cmd += ["DATASETS.TRAIN", "('lowlight_nl_toy_train',)", "MODEL.WEIGHTS", ""]
+    step_cmd += ["MODEL.ROI_HEADS.NUM_CLASSES", "3", "SOLVER.IMS_PER_BATCH", "2"]
+    step_cmd += ["SOLVER.BASE_LR", "0.0", "DATALOADER.NUM_WORKERS", "2"]
+    steps.append(Step("bench_wnl_step", step_cmd, 150, needs=no_cuda or no_d2, json_out=step_json))
     grm_cmd = [py, "tools/benchmark_grm.py", "--device", "cuda", "--json", str(grm_json)]
     grm_cmd += ["--config-file", "configs/GRMNet/grmnet_R50_FPN_270k_sketchyscene.yaml"]
     # The toy datasets give the vocabulary (the paper config's is SketchyScene's, not on the host).
@@ -375,6 +385,12 @@ def summarise(entry: dict) -> str:
             )
         errors = sum("error" in row for row in results.get("blocks", []))
         return "; ".join(parts) + (f"; {errors} rows failed" if errors else "")
+    if entry["name"] == "bench_wnl_step" and "train_step_cuda" in results:
+        step = results["train_step_cuda"]
+        return (
+            f"wNL step {1e3 * step['wnl']:.0f} ms, plain {1e3 * step['plain']:.0f} ms, "
+            f"ratio {step['ratio']:.2f}"
+        )
     if entry["name"] == "bench_grm" and "train_step" in results:
         step = results["train_step"]
         share = 1 - step["without_grm_ms"] / step["grmnet_ms"]
