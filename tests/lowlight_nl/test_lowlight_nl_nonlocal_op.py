@@ -1,5 +1,6 @@
 """WeightedNonLocal2d against a naive N x N implementation of Wang et al.'s four forms."""
 
+import contextlib
 import math
 import subprocess
 import sys
@@ -119,17 +120,28 @@ def test_efficient_matches_naive_outputs_and_gradients(mode, sub_sample, device,
         torch.testing.assert_close(gr, gr_ref, rtol=1e-5, atol=1e-7, msg=f"gradient of {name}")
 
 
+@contextlib.contextmanager
+def _full_float32(device):
+    """On CUDA, TF32 off for cuDNN and cuBLAS (cuDNN's 1x1 convs default to it on Ampere and
+    later, the reference's einsum does not): the comparison is of the op, in full fp32."""
+    if device != "cuda":
+        yield
+        return
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
 @pytest.mark.parametrize("device", cuda_devices())
 @pytest.mark.parametrize("mode", NONLOCAL_MODES)
-def test_float32_nonlocal_means_match_naive(mode, device, monkeypatch):
-    # cuDNN's 1x1 convs default to TF32 on Ampere and later (10-bit mantissa), the reference's
-    # einsum does not: the comparison is of the op, in full fp32 on both sides.
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+def test_float32_nonlocal_means_match_naive(mode, device):
     torch.manual_seed(1)
     block = WeightedNonLocal2d(32, mode=mode, reduction=4).to(device)
     x = torch.randn(1, 32, 12, 9, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), _full_float32(device):
         torch.testing.assert_close(
             block.nonlocal_response(x), naive_nonlocal_means(block, x), rtol=1e-4, atol=1e-5
         )
