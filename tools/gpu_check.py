@@ -244,6 +244,13 @@ def plan_steps(args, info: dict, out: Path) -> List[Step]:
     nl_cmd = [py, "tools/benchmark_nonlocal.py", "--device", "cuda", "--batch", "2", "--sdpa"]
     nl_cmd += ["--dtypes", "fp32", "bf16", "--repeat", "2", "--json", str(nl_json)]
     steps.append(Step("bench_nonlocal", nl_cmd, 150, needs=no_cuda, json_out=nl_json))
+    # The Gaussian form through SDPA on zero-padded values, against the symmetric tile kernel that
+    # `auto` picks (bench_nonlocal's gaussian rows): which one `auto` should take on CUDA.
+    gauss_json = bench / "gaussian_sdpa.json"
+    gauss_cmd = [py, "tools/benchmark_nonlocal.py", "--device", "cuda", "--batch", "2"]
+    gauss_cmd += ["--forms", "gaussian", "--stages", "res2", "res3", "res4", "--backend", "sdpa"]
+    gauss_cmd += ["--dtypes", "fp32", "bf16", "--repeat", "2", "--json", str(gauss_json)]
+    steps.append(Step("bench_gaussian_sdpa", gauss_cmd, 120, needs=no_cuda, json_out=gauss_json))
     # The wNL paper config's training step against the same model without blocks (FrozenBN as in
     # the paper; lr 0 keeps the untrained weights finite over the few timed steps).
     step_json = bench / "wnl_step.json"
@@ -372,10 +379,11 @@ def summarise(entry: dict) -> str:
     results = entry.get("results")
     if not results:
         return ""
-    if entry["name"] == "bench_nonlocal":
+    if entry["name"] in ("bench_nonlocal", "bench_gaussian_sdpa"):
+        mode = "embedded_gaussian" if entry["name"] == "bench_nonlocal" else "gaussian"
         parts = []
         for row in results.get("blocks", []):
-            if row.get("mode") != "embedded_gaussian" or "error" in row:
+            if row.get("mode") != mode or "error" in row:
                 continue
             ratio = row.get("efficient_over_sdpa")
             ratio = f", {ratio:.2f}x SDPA" if ratio else ""

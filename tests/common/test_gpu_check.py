@@ -151,6 +151,7 @@ def test_gpu_check_runs_end_to_end_without_cuda(tmp_path):
     assert statuses == {
         "environment": "passed",
         "bench_nonlocal": "skipped",
+        "bench_gaussian_sdpa": "skipped",
         "bench_wnl_step": "skipped",
         "bench_grm": "skipped",
         "bench_icm": "skipped",
