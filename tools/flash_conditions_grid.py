@@ -39,26 +39,10 @@ def parse_models(argv):
     parser.add_argument("--seed", type=int, default=0, help="fills {seed} in WEIGHTS")
     parser.add_argument("--scale", choices=("native", "config"), default="config")
     parser.add_argument("--height", type=int, default=240, help="panel side in pixels")
-    args, rest = parser.parse_known_args(argv)
-    opts, current = {}, None
-    for token in rest:
-        if token.startswith("--opts-"):
-            current = token[len("--opts-") :]
-            opts[current] = []
-        elif current is None:
-            parser.error(f"unexpected argument {token!r}")
-        else:
-            opts[current].append(token)
-    models = []
-    for spec in args.model:
-        label, sep, rest_spec = spec.partition("=")
-        config, at, weights = rest_spec.partition("@")
-        if not (sep and at and weights):
-            parser.error(f"--model {spec!r} must look like LABEL=CONFIG@WEIGHTS")
-        models.append((label, config, weights.format(seed=args.seed), opts.pop(label, [])))
-    if opts:
-        parser.error(f"--opts-{next(iter(opts))} names no --model label")
-    return args, models
+    from d2common.cli import parse_labelled_models
+
+    args, specs = parse_labelled_models(parser, argv)
+    return args, [(label, c, w.format(seed=args.seed), opts) for label, c, w, opts in specs]
 
 
 def load_model(config, weights, opts):

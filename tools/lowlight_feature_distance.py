@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "Common"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # seed_stats
 
 
 def toy_pairs(num: int, split: str = "val", noise: str = "toy"):
@@ -66,13 +67,14 @@ def distance_table(models, num: int, noise: str = "toy") -> dict:
 
 def seed_summary(tables) -> dict:
     """{label: {feature: (mean, sample std)}} over the per-seed tables (std 0 for one seed)."""
+    from seed_stats import mean_std
+
     summary = {}
     for label in tables[0]:
         summary[label] = {}
         for name in tables[0][label]:
-            values = np.array([t[label][name] for t in tables], dtype=float)
-            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            summary[label][name] = (float(values.mean()), std)
+            mean, std = mean_std([float(t[label][name]) for t in tables])
+            summary[label][name] = (mean, std or 0.0)
     return summary
 
 
@@ -83,32 +85,17 @@ def main(argv=None):
     parser.add_argument("--json", help="write the table to this JSON file")
     parser.add_argument("--noise", choices=("toy", "paper"), default="toy")
     parser.add_argument("--seeds", type=int, nargs="+", help="fill {seed} in WEIGHTS")
-    args, rest = parser.parse_known_args(argv)
-    opts, current = {}, None
-    for token in rest:
-        if token.startswith("--opts-"):
-            current = token[len("--opts-") :]
-            opts[current] = []
-        elif current is None:
-            parser.error(f"unexpected argument {token!r}")
-        else:
-            opts[current].append(token)
+    from d2common.cli import parse_labelled_models
 
+    args, specs = parse_labelled_models(parser, argv)
     from d2common.projects import import_all_projects
 
     import_all_projects()
-    specs = []
-    for spec in args.model:
-        label, sep, rest_spec = spec.partition("=")
-        config, at, weights = rest_spec.partition("@")
-        if not (sep and at and weights):
-            parser.error(f"--model {spec!r} must look like LABEL=CONFIG@WEIGHTS")
-        specs.append((label, config, weights))
     tables = []
     for seed in args.seeds or [None]:
         models = [
-            (label, load_model(config, weights.format(seed=seed), opts.get(label, [])))
-            for label, config, weights in specs
+            (label, load_model(config, weights.format(seed=seed), opts))
+            for label, config, weights, opts in specs
         ]
         tables.append(distance_table(models, args.num, args.noise))
     table = seed_summary(tables) if args.seeds else tables[0]

@@ -160,11 +160,15 @@ def _duplicate_entries(images: List[dict], image_root: str, json_file: str):
     return out
 
 
-def register_coco_format(name: str, json_file: str, image_root: str, **metadata) -> None:
-    """Registers one COCO-format split (lazy) with the metadata COCOEvaluator needs."""
+def register_coco_format(
+    name: str, json_file: str, image_root: str, loader=None, **metadata
+) -> None:
+    """Registers one COCO-format split (lazy) with the metadata COCOEvaluator needs; ``loader``
+    (``load_coco_records`` by default) reads it as ``loader(json_file, image_root, name)``."""
+    loader = loader or load_coco_records
     register_dataset_once(
         name,
-        lambda: load_coco_records(json_file, image_root, name),
+        lambda: loader(json_file, image_root, name),
         json_file=json_file,
         image_root=image_root,
         evaluator_type="coco",
@@ -209,17 +213,12 @@ def load_lis_records(json_file: str, image_root: str, dataset_name: str) -> Reco
 def register_lis(root: str) -> None:
     """``lis_{dark,normal}_{train,test,traintest}``: the real LIS dataset (COCO-format JSONs)."""
     for name, (image_dir, json_file) in LIS_SPLITS.items():
-        _register_lis_split(name, os.path.join(root, json_file), os.path.join(root, image_dir))
-
-
-def _register_lis_split(name: str, json_file: str, image_root: str) -> None:
-    register_dataset_once(
-        name,
-        lambda: load_lis_records(json_file, image_root, name),
-        json_file=json_file,
-        image_root=image_root,
-        evaluator_type="coco",
-    )
+        register_coco_format(
+            name,
+            os.path.join(root, json_file),
+            os.path.join(root, image_dir),
+            loader=load_lis_records,
+        )
 
 
 def register_lis_root(lis_root: str) -> List[str]:
@@ -248,7 +247,7 @@ def register_lis_root(lis_root: str) -> List[str]:
                 continue
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
-        _register_lis_split(name, json_file, image_dir)
+        register_coco_format(name, json_file, image_dir, loader=load_lis_records)
     return list(LIS_SPLITS)
 
 
