@@ -77,6 +77,7 @@ def plot(summary, sweep: str, metric: str, path: str) -> None:
             alpha=0.2,
             color=line.get_color(),
         )
+    ax.set_xticks([float(x) for x in next(iter(summary.values()))])
     ax.set_xlabel("number of views" if sweep == "views" else "artifact area per view")
     ax.set_ylabel(metric)
     ax.legend()
