@@ -55,7 +55,43 @@ def _timed(fn, repeats, device):
     return float(np.median(times))
 
 
+# Operators that only make a new view of a tensor (no kernel on a GPU).
+VIEW_OPS = frozenset(
+    "aten::" + name
+    for name in (
+        "view alias slice select transpose t permute unsqueeze squeeze expand expand_as flatten "
+        "unflatten as_strided detach detach_ unbind split narrow view_as _unsafe_view "
+        "resolve_conj resolve_neg lift_fresh numpy_T _reshape_alias"
+    ).split()
+)
+# Operators that copy only when they have to (a child operator shows that they did).
+MAYBE_COPY_OPS = frozenset(("aten::to", "aten::reshape", "aten::contiguous", "aten::type_as"))
+
+
+def count_dispatched_ops(fn) -> int:
+    """Operators ``fn`` runs that compute or copy (aten calls not made by another aten call,
+    views left out), forward and backward: on a GPU each is at least one kernel launch, which
+    bounds a loss of small kernels."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.events()
+    has_child = {id(e.cpu_parent) for e in events if e.cpu_parent is not None}
+    count = 0
+    for e in events:
+        if not e.key.startswith("aten::") or e.key in VIEW_OPS:
+            continue
+        if e.cpu_parent is not None and e.cpu_parent.key.startswith("aten::"):
+            continue
+        if e.key in MAYBE_COPY_OPS and id(e) not in has_child:
+            continue
+        count += 1
+    return count
+
+
 def bench_loss(device, repeats, ref_repeats):
+    """Per M: forward and forward + backward time of the loss as the device runs it, of both
+    level layouts (one level at a time / all levels as one zero-padded batch) with their
+    dispatched-op counts, and the direct reference."""
     rows = []
     for m in (5, 20, 50):
         attns, depth, ids = make_inputs(m, device=device)
@@ -65,21 +101,34 @@ def bench_loss(device, repeats, ref_repeats):
             with torch.no_grad():
                 icm_loss(attns, LEVELS, depth, ids)
 
-        def forward_backward(attns=attns, depth=depth, ids=ids):
-            sum(icm_loss(attns, LEVELS, depth, ids)).backward()
+        def forward_backward(stack=None, attns=attns, depth=depth, ids=ids):
+            sum(icm_loss(attns, LEVELS, depth, ids, stack_levels=stack)).backward()
 
         np_args = ([a.detach().cpu().numpy() for a in attns], LEVELS, depth.cpu().numpy())
         np_args += (ids.cpu().numpy(),)
         t_op = _timed(forward, repeats, device)
         t_train = _timed(forward_backward, repeats, device)
+        layouts = {}
+        for name, stack in (("per_level", False), ("stacked", True)):
+            layouts[name] = {
+                "fwd_bwd_s": _timed(lambda s=stack: forward_backward(s), repeats, device),
+                "dispatched_ops": count_dispatched_ops(lambda s=stack: forward_backward(s)),
+            }
         t_ref = _timed(lambda args=np_args: icm_loss_reference(*args), ref_repeats, "cpu")
         rows.append(
             {"M": m, "icm_loss_s": t_op, "icm_loss_fwd_bwd_s": t_train, "reference_s": t_ref,
-             "speedup": t_ref / t_op}
+             "speedup": t_ref / t_op, "layouts": layouts}
         )  # fmt: skip
         print(
             f"[{device}] M={m:2d}: batched {t_op * 1e3:8.1f} ms (+ backward {t_train * 1e3:8.1f} "
             f"ms), direct reference {t_ref * 1e3:9.1f} ms: x{t_ref / t_op:.1f}"
+        )
+        print(
+            "        "
+            + "; ".join(
+                f"{name}: {v['fwd_bwd_s'] * 1e3:.1f} ms fwd + bwd, {v['dispatched_ops']} ops"
+                for name, v in layouts.items()
+            )
         )
     return rows
 

@@ -32,15 +32,22 @@ def _scene(seed, batch=2, size=(8, 12), num_instances=3):
     return depth, ids
 
 
+@pytest.mark.parametrize("stack_levels", [False, True])
 @pytest.mark.parametrize("device", cuda_devices())
 @pytest.mark.parametrize("attn_dtype", [torch.float32] + LOW)
-def test_icm_loss_under_autocast_matches_the_float64_reference(attn_dtype, device):
+def test_icm_loss_under_autocast_matches_the_float64_reference(attn_dtype, device, stack_levels):
     depth, ids = _scene(0)
     sizes = [(2, 3), (4, 6), (8, 12)]
     g = torch.Generator().manual_seed(1)
     attns = [torch.randn(2, 5, h * w, generator=g).softmax(1).to(attn_dtype) for h, w in sizes]
     with torch.autocast(device, dtype=_autocast_dtype(device)):
-        got = icm_loss([a.to(device) for a in attns], sizes, depth.to(device), ids.to(device))
+        got = icm_loss(
+            [a.to(device) for a in attns],
+            sizes,
+            depth.to(device),
+            ids.to(device),
+            stack_levels=stack_levels,
+        )
     assert all(v.dtype == torch.float32 for v in got)
     # Same costs as float64 on the (rounded) attention: the matmuls ran in fp32, not in autocast.
     want = icm_loss_reference(

@@ -115,17 +115,49 @@ def random_attn(seed, batch, n, level_sizes):
     return [torch.randn(batch, n, h * w, generator=g).softmax(1) for h, w in level_sizes]
 
 
+@pytest.mark.parametrize("stack_levels", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_icm_loss_matches_per_element_equations(device):
+def test_icm_loss_matches_per_element_equations(device, stack_levels):
     depth, ids = random_scene(0)
     ids[1, :, :6] = 0  # uneven instance sizes
     sizes = [(2, 3), (4, 6), (8, 12)]
     attns = random_attn(1, 2, 5, sizes)
-    got = icm_loss([a.to(device) for a in attns], sizes, depth.to(device), ids.to(device))
+    got = icm_loss(
+        [a.to(device) for a in attns],
+        sizes,
+        depth.to(device),
+        ids.to(device),
+        stack_levels=stack_levels,
+    )
     want = naive_icm_loss(attns, sizes, depth.numpy(), ids.numpy())
     np.testing.assert_allclose([float(v) for v in got], want, rtol=1e-4)
     ref = icm_loss_reference([a.numpy() for a in attns], sizes, depth.numpy(), ids.numpy())
     np.testing.assert_allclose(ref, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("normalizer", ["matched", "clusters"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_stacked_levels_give_the_per_level_values_and_gradients(device, normalizer):
+    """One zero-padded batch of all levels == one level at a time: values and gradients, with a
+    frame without instances and more instances than clusters."""
+    depth, ids = random_scene(21, batch=3, size=(12, 20), num_instances=7)
+    ids[1] = 0
+    sizes = [(3, 5), (6, 10), (12, 20)]
+    outputs = []
+    for stack in (False, True):
+        attns = [a.to(device).requires_grad_() for a in random_attn(22, 3, 4, sizes)]
+        losses = icm_loss(
+            attns, sizes, depth.to(device), ids.to(device), normalizer=normalizer,
+            stack_levels=stack,
+        )  # fmt: skip
+        sum(w * v for w, v in zip((1.0, 2.0, 3.0), losses)).backward()
+        outputs.append(([float(v) for v in losses], [a.grad.cpu() for a in attns]))
+    (values, grads), (stacked_values, stacked_grads) = outputs
+    assert all(v > 0 for v in values)
+    np.testing.assert_allclose(stacked_values, values, rtol=1e-6)
+    for got, want in zip(stacked_grads, grads):
+        assert want.abs().sum() > 0
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
 def test_icm_loss_more_instances_than_clusters_and_non_divisible_levels():

@@ -6,10 +6,12 @@ one value per pixel: ``g_ij`` for the pixel's own instance i (all other entries 
 zero by definition). Only the Hungarian matching leaves torch (scipy, on the small N x M costs).
 """
 
-from typing import List, Sequence, Tuple
+import functools
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 
@@ -92,6 +94,63 @@ def fcm_memberships(
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _level_cells(
+    image_size: Tuple[int, int], level_sizes: Tuple[Tuple[int, int], ...], device: torch.device
+) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """(L, P) long: the cell ``l * Q + y * h_l // H * w_l + x * w_l // W`` of every pixel at
+    every level, Q = the largest h_l * w_l; (L, 1) long: l * Q; and Q. Cached: a training run
+    sees few sizes."""
+    height, width = image_size
+    q_max = max(h * w for h, w in level_sizes)
+    cells = []
+    for level, (h, w) in enumerate(level_sizes):
+        rows = torch.arange(height, device=device) * h // height
+        cols = torch.arange(width, device=device) * w // width
+        cells.append((rows[:, None] * w + cols[None, :]).reshape(-1) + level * q_max)
+    offsets = torch.arange(len(level_sizes), device=device)[:, None] * q_max
+    return torch.stack(cells), offsets, q_max
+
+
+def pool_memberships_levels(
+    memberships: torch.Tensor,
+    instance_ids: torch.Tensor,
+    valid_depth: torch.Tensor,
+    image_size: Tuple[int, int],
+    level_sizes: Sequence[Tuple[int, int]],
+    num_instances: int,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pool_memberships` at L resolutions at once, zero-padded to the largest one.
+
+    Two scatters for all levels (instead of two per level): on a GPU the loss is bound by the
+    number of kernels it launches, not by their work.
+
+    Args:
+        memberships, instance_ids, valid_depth, image_size, num_instances: as in
+            :func:`pool_memberships`.
+        level_sizes: L sizes (h_l, w_l).
+
+    Returns:
+        G: (L, B, M, Q) pooled memberships, Q = max h_l * w_l; columns past h_l * w_l are 0.
+        valid: (L, B, Q) bool, cells holding at least one valid-depth pixel (False past
+            h_l * w_l).
+    """
+    level_sizes = tuple(tuple(int(v) for v in size) for size in level_sizes)
+    cells, offsets, q_max = _level_cells(tuple(image_size), level_sizes, memberships.device)
+    num_levels, batch, m = len(level_sizes), memberships.shape[0], num_instances
+    weight = valid_depth.to(memberships.dtype)
+    counts = memberships.new_zeros(batch, num_levels * q_max)
+    counts.scatter_add_(1, cells.reshape(1, -1).expand(batch, -1), weight.repeat(1, num_levels))
+    # Slot of pixel j at level l: (l * (M + 1) + id_j) * Q + cell; cells hold l * Q + cell.
+    slot = (instance_ids.clamp(min=0) * q_max)[:, None, :] + (cells + offsets * m)
+    sums = memberships.new_zeros(batch, num_levels * (m + 1) * q_max)
+    sums.scatter_add_(1, slot.reshape(batch, -1), (memberships * weight).repeat(1, num_levels))
+    sums = sums.view(batch, num_levels, m + 1, q_max)[:, :, 1:]
+    counts = counts.view(batch, num_levels, 1, q_max)
+    pooled = (sums / counts.clamp(min=1)).transpose(0, 1)
+    return pooled, (counts[:, :, 0] > 0).transpose(0, 1)
+
+
 def pool_memberships(
     memberships: torch.Tensor,
     instance_ids: torch.Tensor,
@@ -114,18 +173,10 @@ def pool_memberships(
         G: (B, M, h * w) pooled memberships.
         valid: (B, h * w) bool, cells holding at least one valid-depth pixel.
     """
-    (height, width), (h, w) = image_size, level_size
-    batch, device = memberships.shape[0], memberships.device
-    rows = torch.arange(height, device=device) * h // height
-    cols = torch.arange(width, device=device) * w // width
-    cell = (rows[:, None] * w + cols[None, :]).reshape(1, -1).expand(batch, -1)
-    weight = valid_depth.to(memberships.dtype)
-    counts = memberships.new_zeros(batch, h * w).scatter_add_(1, cell, weight)
-    slot = instance_ids.clamp(min=0) * (h * w) + cell
-    sums = memberships.new_zeros(batch, (num_instances + 1) * h * w)
-    sums.scatter_add_(1, slot, memberships * weight)
-    pooled = sums.view(batch, num_instances + 1, h * w)[:, 1:] / counts.clamp(min=1)[:, None]
-    return pooled, counts > 0
+    pooled, valid = pool_memberships_levels(
+        memberships, instance_ids, valid_depth, image_size, [level_size], num_instances
+    )
+    return pooled[0], valid[0]
 
 
 def icm_cost(
@@ -189,6 +240,49 @@ def hungarian_match(
 NORMALIZERS = ("matched", "clusters")
 
 
+def matched_cost_means(
+    cost: torch.Tensor,
+    matches: Sequence[Tuple[torch.Tensor, torch.Tensor]],
+    normalizer: str = "matched",
+    num_groups: int = 1,
+) -> torch.Tensor:
+    """:func:`matched_cost_mean` of G groups of images stacked group-major in one cost tensor.
+
+    Args:
+        cost: (G * B, N, M); rows g * B .. g * B + B - 1 are group g (a resolution).
+        matches: output of :func:`hungarian_match` on ``cost``.
+        normalizer: see :func:`matched_cost_mean`.
+        num_groups: G.
+
+    Returns:
+        (G,) one mean per group; always connected to ``cost``'s graph.
+    """
+    if normalizer not in NORMALIZERS:
+        raise ValueError(f"ICM normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
+    images, num_clusters = cost.shape[:2]
+    lengths = np.array([len(r) for r, _ in matches], dtype=np.int64)
+    pairs = int(lengths.sum())
+    host = np.concatenate(
+        [np.repeat(np.arange(len(matches)), lengths)]
+        + [r.numpy() for r, _ in matches]
+        + [c.numpy() for _, c in matches]
+        + [lengths]
+    )
+    # One host-to-device copy: image, row and column of every pair, then the pairs per image.
+    device_copy = torch.from_numpy(host).to(cost.device)
+    image, rows, cols = device_copy[: 3 * pairs].view(3, pairs)
+    counts = device_copy[3 * pairs :].to(cost.dtype)
+    sums = cost.new_zeros(images).index_add_(0, image, cost[image, rows, cols])
+    if normalizer == "matched":
+        per_image = sums / counts.clamp(min=1)
+    else:
+        per_image = sums / num_clusters
+    # Frames without a matched pair (no instance with valid depth) are not averaged in as 0.
+    per_image, contributes = per_image.view(num_groups, -1), (counts > 0).view(num_groups, -1)
+    means = per_image.sum(1) / contributes.sum(1).clamp(min=1)
+    return means + cost.sum() * 0.0
+
+
 def matched_cost_mean(
     cost: torch.Tensor,
     matches: Sequence[Tuple[torch.Tensor, torch.Tensor]],
@@ -206,24 +300,7 @@ def matched_cost_mean(
     Returns:
         scalar, 0 when no image has a matched pair; always connected to ``cost``'s graph.
     """
-    if normalizer not in NORMALIZERS:
-        raise ValueError(f"ICM normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
-    batch, num_clusters = cost.shape[:2]
-    image = torch.cat([torch.full_like(r, b) for b, (r, _) in enumerate(matches)])
-    rows = torch.cat([r for r, _ in matches])
-    cols = torch.cat([c for _, c in matches])
-    device = cost.device
-    image, rows, cols = image.to(device), rows.to(device), cols.to(device)
-    sums = cost.new_zeros(batch).index_add_(0, image, cost[image, rows, cols])
-    counts = torch.bincount(image, minlength=batch).to(cost.dtype)
-    contributes = counts > 0
-    if normalizer == "matched":
-        per_image = sums / counts.clamp(min=1)
-    else:
-        per_image = sums / num_clusters
-    # Frames without a matched pair (no instance with valid depth) are not averaged in as 0.
-    mean = per_image.sum() / contributes.sum().clamp(min=1)
-    return mean + cost.sum() * 0.0
+    return matched_cost_means(cost, matches, normalizer, num_groups=1)[0]
 
 
 def icm_loss(
@@ -233,6 +310,7 @@ def icm_loss(
     instance_ids: torch.Tensor,
     fuzziness: float = 2.0,
     normalizer: str = "matched",
+    stack_levels: Optional[bool] = None,
 ) -> List[torch.Tensor]:
     """The ICM loss at every given resolution (eq. 4-6, summed as eq. 7 by the caller).
 
@@ -244,6 +322,8 @@ def icm_loss(
         instance_ids: (B, H, W) long id map, 0 = no instance, 1..M.
         fuzziness: m of eq. (4).
         normalizer: see :func:`matched_cost_mean`.
+        stack_levels: compute all resolutions as one zero-padded batch (fewer, larger kernels;
+            the same values); default: on every device but the CPU.
 
     Returns:
         list of scalars, one per resolution: the mean over the frames with at least one
@@ -252,6 +332,8 @@ def icm_loss(
     """
     if len(attns) != len(level_sizes):
         raise ValueError("one level size per attention matrix is needed")
+    if normalizer not in NORMALIZERS:
+        raise ValueError(f"ICM normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
     batch, height, width = depth.shape
     depth = depth.reshape(batch, -1)
     ids = instance_ids.reshape(batch, -1).long()
@@ -262,13 +344,26 @@ def icm_loss(
         depth = depth.detach()
         medians, present = instance_median_depth(depth, ids, num_instances)
         g = fcm_memberships(depth, ids, medians, present, fuzziness)
-        valid_depth = depth > 0
-        targets = [
-            pool_memberships(g, ids, valid_depth, (height, width), tuple(size), num_instances)
-            for size in level_sizes
-        ]
+    # On a GPU the loss is bound by the number of kernels it launches, so all levels go through
+    # as one zero-padded batch (one cost computation, one copy of the costs to the host for the
+    # matching). On the CPU the padding's extra work would cost more than the launches it saves.
+    levels = list(range(len(attns)))
+    if stack_levels is None:
+        stack_levels = attns[0].device.type != "cpu"
+    groups = [levels] if stack_levels else [[lvl] for lvl in levels]
     losses = []
-    for attn, (pooled, valid) in zip(attns, targets):
-        cost = icm_cost(attn, pooled, valid)
-        losses.append(matched_cost_mean(cost, hungarian_match(cost, present), normalizer))
+    for group in groups:
+        with torch.no_grad():
+            pooled, valid = pool_memberships_levels(
+                g, ids, depth > 0, (height, width), [level_sizes[i] for i in group], num_instances
+            )
+        q_max = pooled.shape[-1]
+        dtype = torch.promote_types(attns[group[0]].dtype, torch.float32)
+        with torch.autocast(attns[group[0]].device.type, enabled=False):
+            stacked = torch.cat(
+                [F.pad(attns[i].to(dtype), (0, q_max - attns[i].shape[-1])) for i in group]
+            )
+        cost = icm_cost(stacked, pooled.flatten(0, 1), valid.flatten(0, 1))
+        matches = hungarian_match(cost, present.repeat(len(group), 1))
+        losses += matched_cost_means(cost, matches, normalizer, num_groups=len(group)).unbind(0)
     return losses
