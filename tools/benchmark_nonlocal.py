@@ -123,6 +123,31 @@ def sdpa_forward(block: WeightedNonLocal2d, x: torch.Tensor) -> torch.Tensor:
     return out.squeeze(1)[..., :ev]
 
 
+def softmax_block_flops(block: WeightedNonLocal2d, shape) -> dict:
+    """Forward FLOPs (a multiply-add counts 2) of a softmax-form block on ``shape`` (B, C, H, W):
+    its 1x1 projections (theta, phi, g and W_z; the Gaussian form has only g and W_z) and its
+    attention (the two N x M products). Bare SDPA on the same shapes does only the attention,
+    so ``floor_over_sdpa`` = all / attention is the lowest block / SDPA time ratio that equal
+    efficiency allows (backward multiplies both by about the same factor)."""
+    b, c, h, w = shape
+    n = h * w
+    m = (h // 2) * (w // 2) if block.sub_sample else n
+    inner = block.inner_channels
+    # Every 1x1 convolution runs on all N positions (phi and g before any pooling).
+    if block.mode == "gaussian":
+        projections = 2 * (2 * c * inner * n)  # g and W_z; x itself is query and key
+        attention = 2 * n * m * c + 2 * n * m * inner
+    else:
+        projections = 4 * (2 * c * inner * n)  # theta, phi, g and W_z
+        attention = 2 * (2 * n * m * inner)
+    projections, attention = b * projections, b * attention
+    return {
+        "projection_gflop": projections / 1e9,
+        "attention_gflop": attention / 1e9,
+        "floor_over_sdpa": (projections + attention) / attention,
+    }
+
+
 def time_once(block, x, forward, device, dtype=None):
     """(seconds of one forward+backward, peak bytes above the start); ``dtype``: autocast."""
     xi = x.detach().clone().requires_grad_(True)
@@ -163,6 +188,8 @@ def benchmark_block(stage, mode, device, args, dtype_name="fp32"):
     runs = {"efficient": lambda b, t: b(t)}
     if theoretical <= args.naive_cap_gb * 2**30:
         runs["naive"] = naive_forward
+    if mode in ("embedded_gaussian", "gaussian"):
+        row.update(softmax_block_flops(block, x.shape))
     if args.sdpa and mode != "concatenation":
         block._sdpa_inputs = [t.to(DTYPES[dtype_name] or t.dtype) for t in sdpa_inputs(block, x)]
         runs["sdpa"] = sdpa_forward
