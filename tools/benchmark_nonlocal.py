@@ -224,19 +224,60 @@ def benchmark_block(stage, mode, device, args, dtype_name="fp32"):
 
 
 def benchmark_train_step(config_file, device, steps, extra_opts=()):
-    """Seconds per training step of a wNL config and of the same config without NL blocks."""
+    """Seconds per training step of a wNL config and of the same config without NL blocks, and
+    the FLOPs of one forward + backward of each on the same batch (``flop_ratio``: the step
+    ratio that equal efficiency would give)."""
     from d2common.testing import plugin_cfg, run_train_steps
 
-    timings = {}
+    timings, models, batch = {}, {}, None
     for label, opts in [("wnl", []), ("plain", ["MODEL.LOWLIGHT_NL.STAGES", "[]"])]:
         opts = list(extra_opts) + opts + ["MODEL.DEVICE", device, "OUTPUT_DIR", "/tmp"]
         cfg = plugin_cfg(config_file, opts)
         run_train_steps(cfg, 1)  # warm-up (data loader start, allocator)
         start = time.perf_counter()
-        run_train_steps(cfg, steps)
+        trainer, _ = run_train_steps(cfg, steps)
         timings[label] = (time.perf_counter() - start) / steps
+        models[label] = trainer.model
+        if batch is None:
+            batch = next(trainer._trainer._data_loader_iter)
     timings["ratio"] = timings["wnl"] / timings["plain"]
+    for label, model in models.items():
+        timings[f"{label}_gflop"] = step_flops(model, batch) / 1e9
+    timings["flop_ratio"] = timings["wnl_gflop"] / timings["plain_gflop"]
+    timings["flop_image_sizes"] = [list(x["image"].shape[-2:]) for x in batch]
     return timings
+
+
+def step_flops(model, batch) -> float:
+    """FLOPs of one forward + backward of ``model`` on ``batch``: torch's counter for every
+    convolution and matrix product, with each softmax non-local block's attention counted by
+    :func:`softmax_block_flops` (x3 for forward + backward, as the counter counts a matrix
+    product) in place of what the counter sees of SDPA (nothing on the CPU)."""
+    from detectron2.utils.events import EventStorage
+    from torch.utils.flop_counter import FlopCounterMode
+
+    blocks = [
+        m
+        for m in model.modules()
+        if isinstance(m, WeightedNonLocal2d) and m.mode in ("embedded_gaussian", "gaussian")
+    ]
+    seen, backends = [], [b.attention_backend for b in blocks]
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append((m, i[0].shape))) for b in blocks]
+    for b in blocks:
+        b.attention_backend = "sdpa"  # one kernel whose FLOPs are known, on every device
+    try:
+        with EventStorage(0), FlopCounterMode(display=False) as counter:
+            sum(model(batch).values()).backward()
+    finally:
+        for b, backend in zip(blocks, backends):
+            b.attention_backend = backend
+        for h in hooks:
+            h.remove()
+    model.zero_grad(set_to_none=True)
+    counted = counter.get_flop_counts().get("Global", {})
+    sdpa = sum(v for op, v in counted.items() if "scaled_dot_product" in str(op))
+    attention = sum(3e9 * softmax_block_flops(m, shape)["attention_gflop"] for m, shape in seen)
+    return counter.get_total_flops() - sdpa + attention
 
 
 def main():
