@@ -266,7 +266,7 @@ def plan_steps(args, info: dict, out: Path) -> List[Step]:
     # The toy datasets give the vocabulary (the paper config's is SketchyScene's, not on the host).
     grm_cmd += ["MODEL.WEIGHTS", "", "DATASETS.TRAIN", "('grmnet_toy_train',)"]
     grm_cmd += ["DATASETS.TEST", "('grmnet_toy_val',)"]
-    steps.append(Step("bench_grm", grm_cmd, 90, needs=no_cuda or no_d2, json_out=grm_json))
+    steps.append(Step("bench_grm", grm_cmd, 120, needs=no_cuda or no_d2, json_out=grm_json))
     icm_cmd = [py, "tools/benchmark_icm.py", "--device", "cuda", "--json", str(icm_json)]
     steps.append(Step("bench_icm", icm_cmd, 120, needs=no_cuda or no_d2, json_out=icm_json))
 
@@ -386,7 +386,9 @@ def summarise(entry: dict) -> str:
             if row.get("mode") != mode or "error" in row:
                 continue
             ratio = row.get("efficient_over_sdpa")
-            ratio = f", {ratio:.2f}x SDPA" if ratio else ""
+            floor = row.get("floor_over_sdpa")
+            floor = f" (FLOP floor {floor:.2f}x)" if ratio and floor else ""
+            ratio = f", {ratio:.2f}x SDPA{floor}" if ratio else ""
             parts.append(
                 f"{row['stage']} {row['dtype']}: {1e3 * row['efficient_s']:.1f} ms, "
                 f"{row['efficient_peak_mb']:.0f} MB{ratio}"
@@ -395,19 +397,35 @@ def summarise(entry: dict) -> str:
         return "; ".join(parts) + (f"; {errors} rows failed" if errors else "")
     if entry["name"] == "bench_wnl_step" and "train_step_cuda" in results:
         step = results["train_step_cuda"]
+        flops = f" (FLOP ratio {step['flop_ratio']:.2f})" if "flop_ratio" in step else ""
         return (
             f"wNL step {1e3 * step['wnl']:.0f} ms, plain {1e3 * step['plain']:.0f} ms, "
-            f"ratio {step['ratio']:.2f}"
+            f"ratio {step['ratio']:.2f}{flops}"
         )
     if entry["name"] == "bench_grm" and "train_step" in results:
         step = results["train_step"]
         share = 1 - step["without_grm_ms"] / step["grmnet_ms"]
-        return f"step {step['grmnet_ms']:.0f} ms, GRM share {100 * share:.1f}%"
+        text = f"step {step['grmnet_ms']:.0f} ms, GRM share {100 * share:.1f}%"
+        if "op_in_step_share" in step:
+            text += (
+                f" (wider heads {100 * step['heads_share']:.1f}%, the op timed in the step "
+                f"{100 * step['op_in_step_share']:.1f}%; FLOP share "
+                f"{100 * step['flop_share']:.1f}%)"
+            )
+        return text
     if entry["name"] == "bench_icm":
         step = results.get("devices", {}).get("cuda", {}).get("step")
         if step:
             share = step["icm_share_of_loss_timing"]
-            return f"step {1e3 * step['step_with_icm_s']:.0f} ms, ICM share {100 * share:.1f}%"
+            text = f"step {1e3 * step['step_with_icm_s']:.0f} ms, ICM share {100 * share:.1f}%"
+            rows = results["devices"]["cuda"].get("loss", [])
+            layouts = next((r["layouts"] for r in rows if r["M"] == 20 and "layouts" in r), None)
+            if layouts:
+                text += "; M = 20 fwd + bwd: " + ", ".join(
+                    f"{name} {1e3 * v['fwd_bwd_s']:.1f} ms ({v['dispatched_ops']} ops)"
+                    for name, v in layouts.items()
+                )
+            return text
     return ""
 
 

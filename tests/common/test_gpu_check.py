@@ -141,6 +141,54 @@ def test_junit_counts_and_report(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA host runs the real check")
+def test_report_digest_sets_the_block_against_sdpa_and_its_flop_floor():
+    rows = [
+        {"mode": "embedded_gaussian", "stage": "res5", "dtype": "bf16", "efficient_s": 0.006,
+         "efficient_peak_mb": 12.0, "efficient_over_sdpa": 6.2, "floor_over_sdpa": 4.9},
+        {"mode": "gaussian", "stage": "res5", "dtype": "bf16", "efficient_s": 0.1,
+         "efficient_peak_mb": 1.0},
+    ]  # fmt: skip
+    line = gpu_check.summarise({"name": "bench_nonlocal", "results": {"blocks": rows}})
+    assert line == "res5 bf16: 6.0 ms, 12 MB, 6.20x SDPA (FLOP floor 4.90x)"
+    step = {"wnl": 0.19, "plain": 0.1, "ratio": 1.9, "flop_ratio": 1.86}
+    line = gpu_check.summarise({"name": "bench_wnl_step", "results": {"train_step_cuda": step}})
+    assert line == "wNL step 190 ms, plain 100 ms, ratio 1.90 (FLOP ratio 1.86)"
+
+
+def test_report_digests_split_the_grm_and_icm_shares():
+    grm = {
+        "train_step": {
+            "grmnet_ms": 129.0,
+            "without_grm_ms": 109.0,
+            "heads_share": 0.12,
+            "op_in_step_share": 0.014,
+            "flop_share": 0.081,
+        }
+    }
+    line = gpu_check.summarise({"name": "bench_grm", "results": grm})
+    assert line == (
+        "step 129 ms, GRM share 15.5% (wider heads 12.0%, the op timed in the step 1.4%; "
+        "FLOP share 8.1%)"
+    )
+    layouts = {
+        "per_level": {"fwd_bwd_s": 0.0108, "dispatched_ops": 557},
+        "stacked": {"fwd_bwd_s": 0.0061, "dispatched_ops": 267},
+    }
+    icm = {
+        "devices": {
+            "cuda": {
+                "loss": [{"M": 5}, {"M": 20, "layouts": layouts}],
+                "step": {"step_with_icm_s": 0.049, "icm_share_of_loss_timing": 0.22},
+            }
+        }
+    }
+    line = gpu_check.summarise({"name": "bench_icm", "results": icm})
+    assert line == (
+        "step 49 ms, ICM share 22.0%; M = 20 fwd + bwd: per_level 10.8 ms (557 ops), "
+        "stacked 6.1 ms (267 ops)"
+    )
+
+
 def test_gpu_check_runs_end_to_end_without_cuda(tmp_path):
     cmd = [sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output-dir", str(tmp_path)]
     proc = subprocess.run(cmd + ["--only", "bench", "nccl"], capture_output=True, text=True)

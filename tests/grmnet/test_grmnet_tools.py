@@ -57,3 +57,25 @@ def test_predictor_references_follow_objectness(tmp_path, registered_toy, monkey
     refs, probs = predictor.references(result, torch.tensor([10.0, 10, 20, 20]))
     assert refs.tolist() == [[30, 0, 40, 9], [0, 0, 9, 9]]
     torch.testing.assert_close(probs, torch.sigmoid(torch.tensor([1.0, 0.0])))
+
+
+def test_benchmark_stand_in_has_the_grm_output_shape():
+    """The step benchmark's "heads only" arm replaces the GRM op by zeros of its exact shape."""
+    from grmnet.ops import grm_features, pad_reference_pool
+
+    bench = _load_tool("benchmark_grm")
+    g = torch.Generator().manual_seed(0)
+    corners = [torch.rand(n, 2, generator=g) * 100 for n in (7, 5)]
+    proposals = [torch.cat([c, c + 10], 1) for c in corners]
+    pool = pad_reference_pool(proposals, [torch.randn(len(p), generator=g) for p in proposals])
+    cand, image = torch.cat(proposals)[:9], torch.tensor([0] * 5 + [1] * 4)
+    image_hw = torch.full((2, 2), 128.0)
+    for top_k, relative, absolute in (
+        (10, "corner", True),
+        (3, "center3", False),
+        (0, "corner", True),
+    ):
+        kwargs = dict(top_k=top_k, relative=relative, manner="consistency", use_absolute=absolute)
+        want = grm_features(cand, image, *pool, image_hw, **kwargs)
+        got = bench._zero_grm_features(cand, image, *pool, image_hw, **kwargs)
+        assert got.shape == want.shape and got.dtype == want.dtype and not got.any()
