@@ -94,13 +94,13 @@ def fcm_memberships(
     return out
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)  # an entry holds L * H * W int64 (10 MB at 3 x 352 x 1216)
 def _level_cells(
     image_size: Tuple[int, int], level_sizes: Tuple[Tuple[int, int], ...], device: torch.device
 ) -> Tuple[torch.Tensor, torch.Tensor, int]:
     """(L, P) long: the cell ``l * Q + y * h_l // H * w_l + x * w_l // W`` of every pixel at
     every level, Q = the largest h_l * w_l; (L, 1) long: l * Q; and Q. Cached: a training run
-    sees few sizes."""
+    sees few padded sizes, and the cache is small enough for one that sees many."""
     height, width = image_size
     q_max = max(h * w for h, w in level_sizes)
     cells = []
