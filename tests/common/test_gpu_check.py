@@ -2,7 +2,6 @@
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -15,14 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from d2common.testing import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 gpu_check = load_tool("gpu_check")

@@ -12,18 +12,9 @@ import pytest
 from scipy import stats
 
 from d2common.projects import PROJECTS, available_projects
-from d2common.testing import repo_root
+from d2common.testing import load_tool, repo_root
 
-
-def _tool(name):
-    """Imports ``tools/<name>.py`` as a module (in-process: no second interpreter start-up)."""
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_seeds = _tool("run_seeds")
+run_seeds = load_tool("run_seeds")
 seed_stats = run_seeds.seed_stats
 
 

@@ -1,7 +1,6 @@
 """tools/evaluate_flash_ambient.py: a folder of predictions scored against the FAID ambients."""
 
 import csv
-import importlib.util
 import shutil
 
 import cv2
@@ -10,16 +9,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from d2common.testing import repo_root, shared_data
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_flash_ambient", repo_root() / "tools" / "evaluate_flash_ambient.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from d2common.testing import load_tool, shared_data
 
 
 def _predictions(tmp_path):
@@ -35,7 +25,7 @@ def _predictions(tmp_path):
 
 def _run(samples, pred, out, *extra):
     argv = ["--predictions", str(pred), "--images", str(samples), "--output", str(out)]
-    return _tool().main(argv + list(extra))
+    return load_tool("evaluate_flash_ambient").main(argv + list(extra))
 
 
 def test_scores_every_pair_like_skimage(tmp_path):

@@ -1,6 +1,5 @@
 """Inference on photographs: native size and aspect, tiles, optional ambient, tiny inputs."""
 
-import importlib.util
 import logging
 
 import cv2
@@ -10,19 +9,10 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from d2common.testing import plugin_cfg, repo_root
+from d2common.testing import load_tool, plugin_cfg, repo_root
 from flash_ambient.inference import predict_image
 
 from ._tiny import TINY_OPTS
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "flash_to_ambient", repo_root() / "tools" / "flash_to_ambient.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _model(config="demo", opts=()):
@@ -88,7 +78,7 @@ def test_tool_native_size_optional_ambient_and_tiny_inputs(tmp_path, caplog):
     argv += ["MODEL.DEVICE", "cpu", *map(str, TINY_OPTS[4:8])]
     argv += ["MODEL.WEIGHTS", str(tmp_path / "tiny.pth")]
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as info:
-        _tool().main(argv)
+        load_tool("flash_to_ambient").main(argv)
     assert "1 flash image(s) not translated" in str(info.value)
     assert "tiny.png: image of 12x10 pixels is smaller than 16x16" in str(info.value)
     assert cv2.imread(str(out / "Rooms_001_flash_output.png")).shape == (101, 333, 3)
@@ -102,5 +92,7 @@ def test_tool_native_size_optional_ambient_and_tiny_inputs(tmp_path, caplog):
     # --scale config: the network runs at RESIZE, the output still has the photo's size.
     for f in inputs.glob("t*.png"):
         f.unlink()
-    _tool().main(argv[:5] + [str(tmp_path / "out2"), "--scale", "config"] + argv[6:])
+    load_tool("flash_to_ambient").main(
+        argv[:5] + [str(tmp_path / "out2"), "--scale", "config"] + argv[6:]
+    )
     assert cv2.imread(str(tmp_path / "out2" / "Rooms_001_flash_output.png")).shape == (101, 333, 3)

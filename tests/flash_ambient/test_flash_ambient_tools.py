@@ -10,21 +10,13 @@ import torchvision
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from d2common.testing import plugin_cfg, repo_root, shared_data
+from d2common.testing import load_tool, plugin_cfg, repo_root, shared_data
 
 from ._tiny import TINY_OPTS
 
 
-def _tool(name):
-    """Imports ``tools/<name>.py`` as a module (in-process: no second interpreter start-up)."""
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_convert_vgg16_loads_into_the_encoder(tmp_path, capsys):
-    tool = _tool("convert_vgg16")
+    tool = load_tool("convert_vgg16")
     state_dict = torchvision.models.vgg16(weights=None).state_dict()
     assert len(tool.convert(state_dict)["model"]) == 26  # the full dict, classifier included
     # The file round trip leaves out the 500 MB classifier (the tool ignores it) to stay fast.
@@ -57,7 +49,7 @@ def test_flash_to_ambient_on_real_samples(tmp_path):
     cfg = plugin_cfg("configs/FlashAmbient/demo.yaml", TINY_OPTS)
     DetectionCheckpointer(build_model(cfg), save_dir=str(tmp_path)).save("tiny")
     widths = TINY_OPTS[4:8]  # the tiny generator / discriminator widths
-    _tool("flash_to_ambient").main(
+    load_tool("flash_to_ambient").main(
         [
             "--config-file", str(repo_root() / "configs/FlashAmbient/demo.yaml"),
             "--input", str(samples),
@@ -97,7 +89,7 @@ def test_prepare_faid_writes_resized_pairs_and_splits(tmp_path):
 
 def test_benchmark_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    _tool("benchmark_flash_ambient").main(
+    load_tool("benchmark_flash_ambient").main(
         ["--device", "cpu", "--repeat", "1", "--batch", "1", "--base-channels", "4"]
         + ["--json", str(out)]
     )
@@ -118,7 +110,7 @@ def test_conditions_grid_on_real_samples(tmp_path, capsys):
     args = ["--input", str(samples), "--output", str(out), "--seed", "1", "--height", "64"]
     args += ["--model", f"A={config}@{tmp_path}/tiny_{{seed}}.pth", "--opts-A", *widths]
     args += ["--model", f"B={config}@{tmp_path}/tiny_0.pth", "--opts-B", *widths]
-    _tool("flash_conditions_grid").main(args)
+    load_tool("flash_conditions_grid").main(args)
     grid = cv2.imread(str(out))
     assert grid.shape == (3 * (64 + 22), 4 * 64, 3)  # a row per pair, square panels, titles
     table = json.loads((tmp_path / "grid.json").read_text())
@@ -136,6 +128,6 @@ def test_conditions_grid_on_real_samples(tmp_path, capsys):
     lonely.mkdir()
     (lonely / "Room_001_flash.png").write_bytes((samples / "People_014_flash.png").read_bytes())
     with pytest.raises(SystemExit, match="Room_001_flash.png has no"):
-        _tool("flash_conditions_grid").main(["--input", str(lonely)] + args[2:])
+        load_tool("flash_conditions_grid").main(["--input", str(lonely)] + args[2:])
     with pytest.raises(SystemExit, match="tiny_7.pth not found"):
-        _tool("flash_conditions_grid").main(args + ["--seed", "7"])
+        load_tool("flash_conditions_grid").main(args + ["--seed", "7"])

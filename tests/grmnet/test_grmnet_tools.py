@@ -1,20 +1,11 @@
 """refer_sketch.py, the demo visualisation and the predictor, on a 1-step checkpoint."""
 
-import importlib.util
-
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from d2common.testing import repo_root, run_train_steps
+from d2common.testing import load_tool, run_train_steps
 
 from .test_grmnet_model import TINY, tiny_cfg
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_refer_sketch_and_demo_visualisation(tmp_path, registered_toy, monkeypatch):
@@ -25,7 +16,7 @@ def test_refer_sketch_and_demo_visualisation(tmp_path, registered_toy, monkeypat
     sketch = registered_toy / "toy" / "grmnet" / "val" / "DRAWING_GT" / "L0_sample10001.png"
     vocab = cfg.MODEL.GRMNET.LANGUAGE.VOCAB_FILE
     out = tmp_path / "refer.png"
-    _load_tool("refer_sketch").main(
+    load_tool("refer_sketch").main(
         ["--config-file", "configs/GRMNet/demo.yaml", "--image", str(sketch),
          "--expression", "the two cars", "--expression", "the sun", "--output", str(out),
          "--score-thresh", "0.0", *TINY, "MODEL.WEIGHTS", str(weights),
@@ -63,7 +54,7 @@ def test_benchmark_stand_in_has_the_grm_output_shape():
     """The step benchmark's "heads only" arm replaces the GRM op by zeros of its exact shape."""
     from grmnet.ops import grm_features, pad_reference_pool
 
-    bench = _load_tool("benchmark_grm")
+    bench = load_tool("benchmark_grm")
     g = torch.Generator().manual_seed(0)
     corners = [torch.rand(n, 2, generator=g) * 100 for n in (7, 5)]
     proposals = [torch.cat([c, c + 10], 1) for c in corners]

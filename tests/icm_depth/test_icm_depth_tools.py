@@ -11,7 +11,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from d2common.testing import plugin_cfg, repo_root
+from d2common.testing import load_tool, plugin_cfg, repo_root
 from icm_depth import demo, visualization
 
 TINY = [
@@ -20,13 +20,6 @@ TINY = [
     "MODEL.ICM_DEPTH.SWIN.EMBED_DIM", "8", "MODEL.ICM_DEPTH.SWIN.DEPTHS", "[1, 1, 1, 1]",
     "MODEL.ICM_DEPTH.SWIN.NUM_HEADS", "[1, 1, 2, 2]", "MODEL.ICM_DEPTH.SWIN.WINDOW_SIZE", "4",
 ]  # fmt: skip
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_demo_hooks_name_existing_configs():
@@ -43,7 +36,7 @@ def test_visualize_depth_tool_with_and_without_icm(tmp_path, monkeypatch):
     weights.mkdir()
     DetectionCheckpointer(build_model(cfg), save_dir=str(weights)).save("model")
     ckpt = str(weights / "model.pth")
-    tool = _load_tool("visualize_depth")
+    tool = load_tool("visualize_depth")
     args = ["--config-file", "configs/ICMDepth/demo.yaml", "--weights", ckpt]
     args += ["--compare-config", "configs/ICMDepth/demo_no_icm.yaml", "--compare-weights", ckpt]
     paths = tool.main(args + ["--num", "1", "--matches", "--output", str(tmp_path / "vis")] + TINY)
@@ -61,7 +54,7 @@ def test_visualize_depth_tool_with_and_without_icm(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("weights", ["", "missing/model_final.pth"])
 def test_visualize_depth_refuses_a_missing_checkpoint(tmp_path, weights):
-    tool = _load_tool("visualize_depth")
+    tool = load_tool("visualize_depth")
     args = ["--config-file", "configs/ICMDepth/demo.yaml", "--output", str(tmp_path)]
     with pytest.raises(SystemExit, match="checkpoint"):
         tool.main(args + ["--weights", weights] + TINY)
@@ -113,7 +106,7 @@ def test_hungarian_match_diagnostic_agrees_with_the_loss():
 
 
 def test_benchmark_inputs_have_the_requested_instances():
-    bench = _load_tool("benchmark_icm")
+    bench = load_tool("benchmark_icm")
     attns, depth, ids = bench.make_inputs(5, num_clusters=32)
     assert [tuple(a.shape) for a in attns] == [
         (1, 32, 22 * 76),
@@ -139,7 +132,7 @@ def test_pseudo_mask_conversion_keeps_road_obstacles_by_score():
 
 
 def test_loss_balance_tool_terms_match_the_model_losses(tmp_path):
-    tool = _load_tool("icm_loss_balance")
+    tool = load_tool("icm_loss_balance")
     out = tmp_path / "balance.json"
     report = tool.main(
         ["--config-file", "configs/ICMDepth/demo.yaml", "--size", "64", "128", "--steps", "0", "1"]

@@ -1,21 +1,11 @@
 """The non-local benchmark's FLOP floor against torch's own FLOP counter on the dense block."""
 
-import importlib.util
-
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from d2common.testing import repo_root
+from d2common.testing import load_tool
 from lowlight_nl.ops import WeightedNonLocal2d
-
-
-def _tool():
-    path = repo_root() / "tools" / "benchmark_nonlocal.py"
-    spec = importlib.util.spec_from_file_location("benchmark_nonlocal", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("sub_sample", [False, True])
@@ -27,7 +17,7 @@ def test_block_flops_match_torch_flop_counter(mode, sub_sample):
     x = torch.randn(2, 16, 6, 8)
     with FlopCounterMode(display=False) as counter:
         block(x)
-    got = _tool().softmax_block_flops(block, x.shape)
+    got = load_tool("benchmark_nonlocal").softmax_block_flops(block, x.shape)
     total = got["projection_gflop"] + got["attention_gflop"]
     assert total * 1e9 == pytest.approx(counter.get_total_flops(), rel=1e-9)
     assert got["floor_over_sdpa"] == pytest.approx(total / got["attention_gflop"])
@@ -37,7 +27,7 @@ def test_floor_at_res5_is_far_above_the_target():
     """Hand count, embedded Gaussian at res5 (C = 2048, C' = 1024, N = 25 x 42, batch 1):
     projections 4 * 2 * 2048 * 1024 * 1050, attention 4 * 1050^2 * 1024."""
     block = WeightedNonLocal2d(2048, mode="embedded_gaussian", reduction=2)
-    got = _tool().softmax_block_flops(block, (1, 2048, 25, 42))
+    got = load_tool("benchmark_nonlocal").softmax_block_flops(block, (1, 2048, 25, 42))
     assert got["projection_gflop"] * 1e9 == pytest.approx(4 * 2 * 2048 * 1024 * 1050)
     assert got["attention_gflop"] * 1e9 == pytest.approx(4 * 1050**2 * 1024)
     assert got["floor_over_sdpa"] == pytest.approx(1 + 2 * 2048 / 1050)
@@ -70,7 +60,7 @@ def test_step_flops_equal_torch_counter_on_dense_blocks():
     with FlopCounterMode(display=False) as counter:
         sum(model(batch).values()).backward()
     model.zero_grad()
-    got = _tool().step_flops(model, batch)
+    got = load_tool("benchmark_nonlocal").step_flops(model, batch)
     assert got == pytest.approx(counter.get_total_flops(), rel=1e-9)
     assert [b.attention_backend for b in model.blocks] == ["dense", "dense"]
     assert all(p.grad is None for p in model.parameters())

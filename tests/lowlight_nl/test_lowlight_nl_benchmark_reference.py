@@ -1,19 +1,9 @@
 """The synthesis benchmark's reference demosaic: colour-demosaicing's bilinear filter in numpy."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from d2common.testing import repo_root
-
-
-def _tool():
-    path = repo_root() / "tools" / "benchmark_lowlight.py"
-    spec = importlib.util.spec_from_file_location("benchmark_lowlight", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from d2common.testing import load_tool
 
 
 def _loop_demosaic(raw: np.ndarray) -> np.ndarray:
@@ -39,11 +29,11 @@ def _loop_demosaic(raw: np.ndarray) -> np.ndarray:
 
 def test_numpy_demosaic_matches_the_pixel_loop_inside():
     raw = np.random.default_rng(0).random((9, 12))
-    out = _tool().bilinear_demosaic_rggb(raw)
+    out = load_tool("benchmark_lowlight").bilinear_demosaic_rggb(raw)
     np.testing.assert_allclose(out[1:-1, 1:-1], _loop_demosaic(raw)[1:-1, 1:-1], atol=1e-12)
     # Inside, a flat mosaic stays flat; on the border, "reflect" mirrors a site of another colour
     # into the window, whose zero sample darkens R or B (as in colour-demosaicing).
-    flat = _tool().bilinear_demosaic_rggb(np.full((6, 8), 0.3))
+    flat = load_tool("benchmark_lowlight").bilinear_demosaic_rggb(np.full((6, 8), 0.3))
     np.testing.assert_allclose(flat[1:-1, 1:-1], 0.3, atol=1e-12)
 
 
@@ -53,7 +43,7 @@ def test_numpy_demosaic_equals_colour_demosaicing():
     )
     raw = np.random.default_rng(1).random((10, 14))
     np.testing.assert_allclose(
-        _tool().bilinear_demosaic_rggb(raw),
+        load_tool("benchmark_lowlight").bilinear_demosaic_rggb(raw),
         colour.demosaicing_CFA_Bayer_bilinear(raw, "RGGB"),
         atol=1e-12,
     )
@@ -62,7 +52,7 @@ def test_numpy_demosaic_equals_colour_demosaicing():
 def test_reference_synthesis_runs_on_dorf_free_curves():
     from lowlight_nl.synthesis import LowLightSynthesizer, load_camera_responses
 
-    tool = _tool()
+    tool = load_tool("benchmark_lowlight")
     synth = LowLightSynthesizer(load_camera_responses(None), seed=0)
     rng = np.random.default_rng(0)
     image = np.full((16, 20, 3), 180, dtype=np.uint8)

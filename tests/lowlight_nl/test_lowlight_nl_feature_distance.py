@@ -1,22 +1,12 @@
 """Feature distance between low-light and normal-light renderings of the same toy scenes."""
 
-import importlib.util
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from d2common.testing import plugin_cfg, repo_root
+from d2common.testing import load_tool, plugin_cfg
 from lowlight_nl.feature_distance import relative_distances
 from lowlight_nl.modeling import nonlocal_blocks_disabled
-
-
-def _tool():
-    path = repo_root() / "tools" / "lowlight_feature_distance.py"
-    spec = importlib.util.spec_from_file_location("lowlight_feature_distance", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _model(*opts):
@@ -44,7 +34,7 @@ def _manual_res4(model, cfg, image_rgb):
 
 def test_distances_match_a_hand_computation_and_vanish_for_identical_images():
     model, cfg = _model()
-    pairs = list(_tool().toy_pairs(2))
+    pairs = list(load_tool("lowlight_feature_distance").toy_pairs(2))
     low, normal = pairs[0]
     assert low.shape == normal.shape == (160, 192, 3) and low.mean() < normal.mean()
     table = relative_distances(model, pairs[:1])
@@ -60,17 +50,19 @@ def test_distances_match_a_hand_computation_and_vanish_for_identical_images():
 def test_blocks_off_row_for_models_with_blocks():
     model, _ = _model()
     plain, _ = _model("MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone")
-    table = _tool().distance_table([("wNL", model), ("plain", plain)], num=1)
+    table = load_tool("lowlight_feature_distance").distance_table(
+        [("wNL", model), ("plain", plain)], num=1
+    )
     assert set(table) == {"wNL", "wNL (blocks off)", "plain"}
     assert table["wNL"]["res2"] != table["wNL (blocks off)"]["res2"]
     with nonlocal_blocks_disabled(model):
-        off = relative_distances(model, list(_tool().toy_pairs(1)))
+        off = relative_distances(model, list(load_tool("lowlight_feature_distance").toy_pairs(1)))
     assert off == table["wNL (blocks off)"]
     assert np.isfinite(list(table["plain"].values())).all()
 
 
 def test_paper_noise_pairs_share_the_scene_and_are_noisier():
-    tool = _tool()
+    tool = load_tool("lowlight_feature_distance")
     toy = list(tool.toy_pairs(3, noise="toy"))
     paper = list(tool.toy_pairs(3, noise="paper"))
     for (low_toy, clean_toy), (low_paper, clean_paper) in zip(toy, paper):
@@ -85,9 +77,12 @@ def test_paper_noise_pairs_share_the_scene_and_are_noisier():
 
 def test_seed_summary_gives_mean_and_sample_std():
     tables = [{"a": {"res2": v}} for v in (1.0, 2.0, 6.0)]
-    summary = _tool().seed_summary(tables)
+    summary = load_tool("lowlight_feature_distance").seed_summary(tables)
     mean, std = summary["a"]["res2"]
     assert (
         mean == 3.0 and abs(std - np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2)) < 1e-12
     )
-    assert _tool().seed_summary(tables[:1])["a"]["res2"] == (1.0, 0.0)
+    assert load_tool("lowlight_feature_distance").seed_summary(tables[:1])["a"]["res2"] == (
+        1.0,
+        0.0,
+    )

@@ -1,24 +1,14 @@
 """Single-image inference and the panels tool apply the config's enhancer before the model."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
 
-from d2common.testing import plugin_cfg, repo_root
+from d2common.testing import load_tool, plugin_cfg, repo_root
 from lowlight_nl.enhancement import clahe, gamma_correction
 from lowlight_nl.predictor import LowLightPredictor
 
 FAST = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", "0"]
-
-
-def _load_tool():
-    path = repo_root() / "tools" / "visualize_lowlight.py"
-    spec = importlib.util.spec_from_file_location("visualize_lowlight", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _seen_by_model(predictor: LowLightPredictor, image_bgr: np.ndarray) -> np.ndarray:
@@ -59,7 +49,7 @@ def test_predictor_feeds_the_enhanced_image(enhancer, reference):
 
 @pytest.mark.parametrize("enhancer", ["gamma", "clahe"])
 def test_visualize_tool_uses_the_two_stage_configs_enhancer(enhancer):
-    tool = _load_tool()
+    tool = load_tool("visualize_lowlight")
     config = f"configs/LowLightNL/maskrcnn_R50_FPN_pretrained-{enhancer}_coco_lowlight.yaml"
     label, predictor, _, fmt = tool.build_predictor(f"two-stage={repo_root() / config}", FAST)
     assert label == f"two-stage ({enhancer})"

@@ -3,7 +3,6 @@ tool (checkpoint layout, resume, unreadable images), and the enhancer stage in t
 predictor, the panels tool and an eval-only run."""
 
 import argparse
-import importlib.util
 import json
 import logging
 import shutil
@@ -15,7 +14,7 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from d2common.data.validation import read_image_checked
-from d2common.testing import plugin_cfg, repo_root
+from d2common.testing import load_tool, plugin_cfg, repo_root
 from lowlight_nl.data.datasets import register_coco_directory
 from lowlight_nl.data.mapper import LowLightDatasetMapper
 from lowlight_nl.predictor import LowLightPredictor
@@ -28,13 +27,6 @@ FAST = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "DATALOADER.NUM_WORKERS", "0
 # The release's parameter names, by hand (7 depthwise-separable layers).
 RELEASE_KEYS = {f"e_conv{i}.{c}.{p}" for i in range(1, 8)
                 for c in ("depth_conv", "point_conv") for p in ("weight", "bias")}  # fmt: skip
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _toy_paths(split="train", n=8):
@@ -50,11 +42,11 @@ def _zero_dce_opts(weights, scale=4):
 def trained_weights(tmp_path_factory):
     """A Zero-DCE++ checkpoint trained briefly on toy low-light images by the tool."""
     out = tmp_path_factory.mktemp("zero_dce")
-    args = _load_tool("train_zero_dce").parser().parse_args(
+    args = load_tool("train_zero_dce").parser().parse_args(
         ["--dataset", "lowlight_nl_toy_train", "--output", str(out), "--iters", "15",
          "--size", "48", "--batch-size", "4", "--lr", "1e-3", "--print-every", "5"]
     )  # fmt: skip
-    _load_tool("train_zero_dce").train(args)
+    load_tool("train_zero_dce").train(args)
     return out / "zero_dce++.pth"
 
 
@@ -88,7 +80,7 @@ def test_train_tool_checkpoint_resume_and_unreadable_images(tmp_path, caplog, ca
     for p in _toy_paths(n=3):
         shutil.copy(p, images)
     (images / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    tool = _load_tool("train_zero_dce")
+    tool = load_tool("train_zero_dce")
     out = tmp_path / "out"
     common = ["--images", str(images), "--output", str(out), "--size", "32", "--batch-size", "2",
               "--print-every", "1", "--checkpoint-every", "2"]  # fmt: skip
@@ -181,7 +173,7 @@ def test_predictor_and_panels_tool_use_zero_dce(trained_weights):
     with torch.no_grad():
         assert "instances" in predictor(image_bgr)
     np.testing.assert_array_equal(seen[0].permute(1, 2, 0).numpy(), expected)
-    tool = _load_tool("visualize_lowlight")
+    tool = load_tool("visualize_lowlight")
     spec = f"two-stage={repo_root() / TABLE1}"
     label, predictor, _, fmt = tool.build_predictor(spec, FAST + _zero_dce_opts(trained_weights))
     assert label == "two-stage (zero_dce++)" and predictor.method == "zero_dce++"
@@ -225,7 +217,7 @@ def test_eval_only_run_with_zero_dce(tmp_path, trained_weights, monkeypatch):
         return original(self, rgb)
 
     monkeypatch.setattr(ZeroDCEEnhancer, "__call__", counting)
-    train_net = _load_tool("train_net")
+    train_net = load_tool("train_net")
     args = argparse.Namespace(
         config_file=str(repo_root() / CONFIG), eval_only=True, resume=False, num_gpus=1,
         opts=FAST + _zero_dce_opts(trained_weights) + [

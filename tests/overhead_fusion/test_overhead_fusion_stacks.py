@@ -1,8 +1,6 @@
 """Real image stacks: loading, the mapper without synthesis, a training step, and the inference
 tool (whole image and by windows; GeoTIFF with rasterio where installed)."""
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from d2common.testing import repo_root, run_train_steps
+from d2common.testing import load_tool, run_train_steps
 from overhead_fusion.data import (
     LABEL_FORMATS,
     OverheadFusionDatasetMapper,
@@ -78,13 +76,6 @@ def test_training_step_on_a_stack_dataset(stacks, tiny_cfg):
     assert np.isfinite(storage.latest()["total_loss"][0])
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def checkpoint(tiny_cfg, tmp_path):
     cfg = tiny_cfg()
@@ -96,7 +87,7 @@ def checkpoint(tiny_cfg, tmp_path):
 
 def test_fuse_stack_tool(stacks, checkpoint, tmp_path):
     config, weights, model = checkpoint
-    tool = _tool("fuse_stack")
+    tool = load_tool("fuse_stack")
     base = ["--config-file", config, "--weights", weights, "--stack", str(stacks / "a")]
     whole = tool.main(base + ["--output", str(tmp_path / "whole"), "--window", "64"])
     assert sorted(p.rsplit("/", 1)[1] for p in whole) == [
@@ -132,6 +123,6 @@ def test_fuse_stack_geotiff_keeps_the_georeference(stacks, checkpoint, tmp_path)
                            **profile) as dst:  # fmt: skip
             dst.write(np.moveaxis(data, -1, 0))
     args = ["--config-file", config, "--weights", weights, "--stack", str(folder)]
-    _tool("fuse_stack").main(args + ["--output", str(tmp_path / "out"), "--window", "16"])
+    load_tool("fuse_stack").main(args + ["--output", str(tmp_path / "out"), "--window", "16"])
     with rasterio.open(tmp_path / "out" / "fused.tif") as src:
         assert src.transform == transform and src.crs.to_epsg() == 32633 and src.count == 3

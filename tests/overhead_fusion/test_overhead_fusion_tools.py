@@ -1,6 +1,5 @@
 """Smoke tests of the demo hooks and the tools (tiny models, a few iterations)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -8,15 +7,8 @@ import pytest
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from d2common.testing import repo_root, shared_data
+from d2common.testing import load_tool, repo_root, shared_data
 from overhead_fusion import demo
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def test_visualize_fusion_tool(tiny_checkpoint, tiny_opts, tmp_path):
     out = tmp_path / "figs"
     args = ["--config-file", "configs/OverheadFusion/demo.yaml"]
     args += ["--weights", tiny_checkpoint.MODEL.WEIGHTS, "--output", str(out), "--num", "2"]
-    _tool("visualize_fusion").main(args + tiny_opts)
+    load_tool("visualize_fusion").main(args + tiny_opts)
     assert len(list(out.glob("*.png"))) == 2
 
 
@@ -47,7 +39,7 @@ def test_evaluate_fusion_tool_repeats(tiny_checkpoint, tiny_opts, tmp_path):
     args = ["--config-file", "configs/OverheadFusion/demo.yaml", "--repeats", "2"]
     args += ["--weights", tiny_checkpoint.MODEL.WEIGHTS, "--json", str(tmp_path / "r.json")]
     args += tiny_opts + ["MODEL.OVERHEAD_FUSION.FUSION", "mean", "OUTPUT_DIR", str(tmp_path)]
-    results = _tool("evaluate_fusion").main(args)["fusion"]
+    results = load_tool("evaluate_fusion").main(args)["fusion"]
     assert results["L1_std"] > 0
     assert json.loads((tmp_path / "r.json").read_text())["fusion"]["L1"] == results["L1"]
 
@@ -55,7 +47,7 @@ def test_evaluate_fusion_tool_repeats(tiny_checkpoint, tiny_opts, tmp_path):
 def test_benchmark_tool_writes_json(tmp_path):
     path = tmp_path / "bench.json"
     args = ["--device", "cpu", "--image-size", "32", "--views", "3", "--batch", "2"]
-    _tool("benchmark_overhead_fusion").main(args + ["--repeats", "1", "--json", str(path)])
+    load_tool("benchmark_overhead_fusion").main(args + ["--repeats", "1", "--json", str(path)])
     numbers = json.loads(path.read_text())
     assert 0 < numbers["artifact_share_of_step"] < 1 and numbers["train_step_s"] > 0
 
@@ -68,7 +60,7 @@ def test_reproduce_tool_tiny_run_resumes_and_labels_the_rows(
     args = ["--datasets", "toy", "--methods", "quality", "mean", "--iters", "2"]
     args += ["--seeds", "0", "1"]
     args += ["--image-size", "32", "--repeats", "1", "--output-dir", str(tmp_path / "out")]
-    tool = _tool("reproduce_fusion")
+    tool = load_tool("reproduce_fusion")
     tool.main(args + ["--json", str(path)] + tiny_opts)
     table = capsys.readouterr().out
     assert "Ours (quality) (n=2)" in table and "L1 baseline / ours" in table
@@ -96,7 +88,7 @@ def test_reference_rows_are_constant_predictors(toy_root, tiny_cfg, monkeypatch)
     from overhead_fusion.data import read_tile
 
     cfg = tiny_cfg()
-    rows = _tool("reproduce_fusion").reference_rows(
+    rows = load_tool("reproduce_fusion").reference_rows(
         cfg, "overhead_fusion_toy_train", "overhead_fusion_toy_val"
     )
     labels = torch.cat(
@@ -131,7 +123,7 @@ def test_reproduce_tool_cuts_image_level_folds(tmp_path):
     from detectron2.data import DatasetCatalog
 
     root = shared_data("aerial_roads")
-    tool = _tool("reproduce_fusion")
+    tool = load_tool("reproduce_fusion")
     tiles = tmp_path / "tiles"
     counts = tool.prepare_road_tiles(str(root), str(tiles), 32, 5, None, 0.01)
     images = sorted((root / "images").glob("*.png"))
@@ -158,7 +150,7 @@ def test_road_run_config_opens_in_the_other_tools(tiny_opts, tmp_path):
     args += ["--road-max-nodata", "1", "--image-size", "32", "--repeats", "1"]
     args += ["--roads-dir", str(root), "--output-dir", str(out)]
     opts = tiny_opts + ["MODEL.OVERHEAD_FUSION.QUALITY_BASE_WIDTH", "4"]
-    results = _tool("reproduce_fusion").main(args + opts)["roads"]
+    results = load_tool("reproduce_fusion").main(args + opts)["roads"]
     assert set(results) == {"overhead_fusion_road_folds_test"}
     run_dir = out / "roads" / "mean" / "seed_0"
     # A fresh process knows nothing of the folds: the config.yaml registers them.
@@ -167,7 +159,7 @@ def test_road_run_config_opens_in_the_other_tools(tiny_opts, tmp_path):
         MetadataCatalog.remove(f"overhead_fusion_road_folds_{split}")
     args = ["--config-file", str(run_dir / "config.yaml"), "--weights"]
     args += [str(run_dir / "model_final.pth"), "--repeats", "1", "OUTPUT_DIR", str(tmp_path / "ev")]
-    evaluated = _tool("evaluate_fusion").main(args)
+    evaluated = load_tool("evaluate_fusion").main(args)
     assert evaluated["records"]["evaluated"] == 50
     assert evaluated["fusion"]["L1"] == pytest.approx(
         results["overhead_fusion_road_folds_test"]["methods"]["mean"]["L1"]
@@ -175,14 +167,14 @@ def test_road_run_config_opens_in_the_other_tools(tiny_opts, tmp_path):
     figures = tmp_path / "figs"
     vis = ["--config-file", str(run_dir / "config.yaml"), "--weights"]
     vis += [str(run_dir / "model_final.pth"), "--output", str(figures), "--num", "2"]
-    _tool("visualize_fusion").main(vis)
+    load_tool("visualize_fusion").main(vis)
     assert len(list(figures.glob("*.png"))) == 2
 
 
 def test_artifact_statistics_tool(tmp_path):
     out = tmp_path / "art"
     args = ["--areas", "0.5", "--num", "16", "--size", "32", "--gallery-size", "24"]
-    stats = _tool("overhead_fusion_artifacts").main(args + ["--output", str(out)])
+    stats = load_tool("overhead_fusion_artifacts").main(args + ["--output", str(out)])
     assert [s["mode"] for s in stats] == ["authors", "paper"]
     assert all(1 < s["distinct_occlusion_masks"] <= 16 for s in stats)
     assert stats[1]["occlusion_lost_max"] <= 0.5 + 1e-3
@@ -192,7 +184,7 @@ def test_artifact_statistics_tool(tmp_path):
 
 def test_sweep_tool_runs_every_point_and_draws_bands(toy_root, tiny_opts, tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(toy_root))
-    tool = _tool("sweep_fusion")
+    tool = load_tool("sweep_fusion")
     args = ["--sweep", "area", "--values", "0.2", "0.5", "--methods", "mean"]
     args += ["--seeds", "0", "1", "--output-dir", str(tmp_path)]
     opts = tiny_opts + ["SOLVER.MAX_ITER", "1", "TEST.OVERHEAD_FUSION.REPEATS", "1"]

@@ -1,5 +1,6 @@
 """Test utilities: shared real-data samples, tiny configs, one training / inference step."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -11,6 +12,15 @@ SHARED_DATA_ENV = "D2_SHARED_DATA"
 def repo_root() -> Path:
     """The repository root (three levels above this package's directory)."""
     return Path(__file__).resolve().parents[3]
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` imported as a module (the tools are scripts, not a package; in-process,
+    so a test pays no second interpreter start-up)."""
+    spec = importlib.util.spec_from_file_location(name, repo_root() / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_data_dir() -> Path:
