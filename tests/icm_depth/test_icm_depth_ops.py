@@ -19,6 +19,7 @@ from icm_depth.ops import (
     icm_loss,
     icm_loss_reference,
     instance_median_depth,
+    instance_pixels,
     pixel_cluster_attention,
     pool_memberships,
     silog_loss,
@@ -160,6 +161,19 @@ def test_stacked_levels_give_the_per_level_values_and_gradients(device, normaliz
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
+def test_given_instance_count_changes_nothing():
+    """M passed by a caller that holds the ids on the host (or larger: absent instances) gives
+    the values M read from the ids gives."""
+    depth, ids = random_scene(23, batch=2, num_instances=4)
+    sizes = [(2, 3), (4, 6)]
+    attns = random_attn(24, 2, 5, sizes)
+    want = [float(v) for v in icm_loss(attns, sizes, depth, ids)]
+    for m in (int(ids.max()), int(ids.max()) + 3):
+        for stack in (False, True):
+            got = icm_loss(attns, sizes, depth, ids, num_instances=m, stack_levels=stack)
+            np.testing.assert_allclose([float(v) for v in got], want, rtol=1e-6)
+
+
 def test_icm_loss_more_instances_than_clusters_and_non_divisible_levels():
     depth, ids = random_scene(3, batch=1, size=(7, 10), num_instances=6, invalid_frac=0.1)
     sizes = [(2, 3), (4, 5)]
@@ -260,6 +274,21 @@ def test_icm_gradient_pulls_matched_cluster_towards_instance():
     matched = int(logits.grad[0][:, inside].sum(1).argmin())
     # Gradient descent raises the matched cluster's logits inside the instance.
     assert (logits.grad[0, matched, inside] < 0).all()
+
+
+def test_precomputed_instance_pixels_give_the_same_targets():
+    depth, ids = random_scene(25, batch=2, num_instances=3)
+    depth, ids = depth.flatten(1), ids.flatten(1)
+    pixels = instance_pixels(depth, ids)
+    inside = (depth > 0) & (ids > 0)
+    assert torch.equal(torch.stack(pixels), torch.stack(inside.nonzero(as_tuple=True)))
+    medians, present = instance_median_depth(depth, ids, 3)
+    given = instance_median_depth(depth, ids, 3, pixels)
+    torch.testing.assert_close(given, (medians, present))
+    torch.testing.assert_close(
+        fcm_memberships(depth, ids, medians, present, pixels=pixels),
+        fcm_memberships(depth, ids, medians, present),
+    )
 
 
 def test_instance_median_depth_matches_numpy():

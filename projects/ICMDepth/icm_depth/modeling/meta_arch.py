@@ -157,6 +157,11 @@ class ICMDepthEstimator(nn.Module):
         }
         if self.icm_weight > 0 and self.icm_levels:
             ids = self._stack_targets(batched_inputs, "instance_ids", size, torch.long)
+            # Instance counts from the mapper's host tensors: no wait for the device.
+            counts = [
+                int(x["instance_ids"].max()) if x.get("instance_ids", torch.zeros(0)).numel() else 0
+                for x in batched_inputs
+            ]
             chosen = [lvl - 1 for lvl in self.icm_levels]
             values = icm_loss(
                 [attns[i] for i in chosen],
@@ -165,10 +170,11 @@ class ICMDepthEstimator(nn.Module):
                 ids,
                 self.fuzziness,
                 self.icm_normalizer,
+                num_instances=max(counts),
             )
             for lvl, value in zip(self.icm_levels, values):
                 losses[f"loss_icm_f{lvl}"] = self.icm_weight * value
-            _log_scalar("icm/instances_per_image", ids.flatten(1).amax(1).float().mean())
+            _log_scalar("icm/instances_per_image", torch.tensor(sum(counts) / len(counts)))
         _log_loss_shares(losses)
         return losses
 

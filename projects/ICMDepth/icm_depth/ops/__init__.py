@@ -13,6 +13,7 @@ from .icm_loss import (
     icm_cost,
     icm_loss,
     instance_median_depth,
+    instance_pixels,
     matched_cost_mean,
     pool_memberships,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "icm_cost",
     "icm_loss",
     "instance_median_depth",
+    "instance_pixels",
     "matched_cost_mean",
     "pool_memberships",
     "icm_loss_reference",

@@ -14,9 +14,20 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+Pixels = Tuple[torch.Tensor, torch.Tensor]
+
+
+def instance_pixels(depth: torch.Tensor, instance_ids: torch.Tensor) -> Pixels:
+    """(image, pixel) indices, each (K,) long, of the pixels inside an instance with valid depth,
+    in row-major order. Their number decides later shapes, so this waits for the device."""
+    return ((depth > 0) & (instance_ids > 0)).nonzero(as_tuple=True)
+
 
 def instance_median_depth(
-    depth: torch.Tensor, instance_ids: torch.Tensor, num_instances: int
+    depth: torch.Tensor,
+    instance_ids: torch.Tensor,
+    num_instances: int,
+    pixels: Optional[Pixels] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Centroid c_i of every instance: the median of its valid GT depths (Fig. 3).
 
@@ -26,22 +37,23 @@ def instance_median_depth(
         depth: (B, P) GT depth; values <= 0 are invalid.
         instance_ids: (B, P) long in [0, M]; 0 means "no instance".
         num_instances: M.
+        pixels: :func:`instance_pixels` of these inputs, when the caller has them already.
 
     Returns:
         medians: (B, M) float, 0 where an instance has no valid depth.
         present: (B, M) bool, instances with at least one valid depth.
     """
     batch, m = depth.shape[0], num_instances
-    inside = (depth > 0) & (instance_ids > 0)
-    image = torch.arange(batch, device=depth.device)[:, None].expand_as(instance_ids)
-    segment = (image * (m + 1) + instance_ids)[inside]
-    values = depth[inside]
+    img, pix = instance_pixels(depth, instance_ids) if pixels is None else pixels
+    segment = img * (m + 1) + instance_ids[img, pix]
+    values = depth[img, pix]
     # Two stable sorts give segments in order, each sorted by depth.
     by_value = torch.argsort(values, stable=True)
     segment, values = segment[by_value], values[by_value]
     by_segment = torch.argsort(segment, stable=True)
     values = values[by_segment]
-    counts = torch.bincount(segment, minlength=batch * (m + 1))
+    # A scatter, not bincount: CUDA's bincount reads the largest value back to the host.
+    counts = segment.new_zeros(batch * (m + 1)).scatter_add_(0, segment, torch.ones_like(segment))
     present = counts > 0
     if values.numel() == 0:
         medians = torch.zeros(batch * (m + 1), dtype=depth.dtype, device=depth.device)
@@ -61,6 +73,7 @@ def fcm_memberships(
     present: torch.Tensor,
     fuzziness: float = 2.0,
     eps: float = 1e-6,
+    pixels: Optional[Pixels] = None,
 ) -> torch.Tensor:
     """Fuzzy c-means memberships of eq. (4) of every pixel for its own instance.
 
@@ -74,15 +87,15 @@ def fcm_memberships(
         medians, present: (B, M) from :func:`instance_median_depth`.
         fuzziness: the degree of fuzziness m (> 1).
         eps: smallest distance, in depth units.
+        pixels: :func:`instance_pixels` of these inputs, when the caller has them already.
 
     Returns:
         (B, P) float: g_ij for the pixel's instance i; 0 outside instances and without depth.
     """
     if fuzziness <= 1:
         raise ValueError(f"the degree of fuzziness m must be > 1, got {fuzziness}")
-    inside = (depth > 0) & (instance_ids > 0)
     out = torch.zeros_like(depth)
-    img, pix = inside.nonzero(as_tuple=True)
+    img, pix = instance_pixels(depth, instance_ids) if pixels is None else pixels
     if img.numel() == 0:
         return out
     x = depth[img, pix]
@@ -311,6 +324,7 @@ def icm_loss(
     fuzziness: float = 2.0,
     normalizer: str = "matched",
     stack_levels: Optional[bool] = None,
+    num_instances: Optional[int] = None,
 ) -> List[torch.Tensor]:
     """The ICM loss at every given resolution (eq. 4-6, summed as eq. 7 by the caller).
 
@@ -324,6 +338,10 @@ def icm_loss(
         normalizer: see :func:`matched_cost_mean`.
         stack_levels: compute all resolutions as one zero-padded batch (fewer, larger kernels;
             the same values); default: on every device but the CPU.
+        num_instances: M, at least the largest id in ``instance_ids`` (more only adds absent
+            instances); default: read from ``instance_ids``, which waits for the device. A
+            caller holding the ids on the host passes it so that the loss queues its kernels
+            without that wait.
 
     Returns:
         list of scalars, one per resolution: the mean over the frames with at least one
@@ -337,13 +355,15 @@ def icm_loss(
     batch, height, width = depth.shape
     depth = depth.reshape(batch, -1)
     ids = instance_ids.reshape(batch, -1).long()
-    num_instances = int(ids.max()) if ids.numel() else 0
+    if num_instances is None:
+        num_instances = int(ids.max()) if ids.numel() else 0
     if num_instances == 0:
         return [attn.sum() * 0.0 for attn in attns]
     with torch.no_grad():
         depth = depth.detach()
-        medians, present = instance_median_depth(depth, ids, num_instances)
-        g = fcm_memberships(depth, ids, medians, present, fuzziness)
+        pixels = instance_pixels(depth, ids)
+        medians, present = instance_median_depth(depth, ids, num_instances, pixels)
+        g = fcm_memberships(depth, ids, medians, present, fuzziness, pixels=pixels)
     # On a GPU the loss is bound by the number of kernels it launches, so all levels go through
     # as one zero-padded batch (one cost computation, one copy of the costs to the host for the
     # matching). On the CPU the padding's extra work would cost more than the launches it saves.
