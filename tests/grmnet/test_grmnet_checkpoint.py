@@ -10,12 +10,11 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from d2common.testing import run_train_steps
+from d2common.testing import load_tool, run_train_steps
 from grmnet.data import SKETCHYSCENE_CATEGORIES
 from grmnet.inference_info import STATE_KEY, InferenceInfo, read_checkpoint_info
 
 from .test_grmnet_model import TINY, tiny_cfg
-from .test_grmnet_tools import _load_tool
 
 TOY_NAMES = ("grmnet_toy_train", "grmnet_toy_val")
 
@@ -92,7 +91,7 @@ def test_refer_sketch_runs_without_any_dataset(trained, grm_toy_root, no_dataset
         grm_toy_root / "toy" / "grmnet" / "val" / "DRAWING_GT" / "L0_sample10001.png", sketch
     )
     config = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "GRMNet", "demo.yaml")
-    _load_tool("refer_sketch").main(
+    load_tool("refer_sketch").main(
         ["--config-file", config, "--image", str(sketch), "--score-thresh", "0.0",
          "--expression", "the dog on the right of the bench", "--output", "out.png",
          *TINY, "MODEL.WEIGHTS", str(weights)]
