@@ -159,7 +159,11 @@ class ICMDepthEstimator(nn.Module):
             ids = self._stack_targets(batched_inputs, "instance_ids", size, torch.long)
             # Instance counts from the mapper's host tensors: no wait for the device.
             counts = [
-                int(x["instance_ids"].max()) if x.get("instance_ids", torch.zeros(0)).numel() else 0
+                (
+                    int(x["instance_ids"].max())
+                    if "instance_ids" in x and x["instance_ids"].numel()
+                    else 0
+                )
                 for x in batched_inputs
             ]
             chosen = [lvl - 1 for lvl in self.icm_levels]

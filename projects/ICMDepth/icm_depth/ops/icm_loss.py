@@ -364,6 +364,7 @@ def icm_loss(
         pixels = instance_pixels(depth, ids)
         medians, present = instance_median_depth(depth, ids, num_instances, pixels)
         g = fcm_memberships(depth, ids, medians, present, fuzziness, pixels=pixels)
+        valid_depth = depth > 0
     # On a GPU the loss is bound by the number of kernels it launches, so all levels go through
     # as one zero-padded batch (one cost computation, one copy of the costs to the host for the
     # matching). On the CPU the padding's extra work would cost more than the launches it saves.
@@ -375,7 +376,7 @@ def icm_loss(
     for group in groups:
         with torch.no_grad():
             pooled, valid = pool_memberships_levels(
-                g, ids, depth > 0, (height, width), [level_sizes[i] for i in group], num_instances
+                g, ids, valid_depth, (height, width), [level_sizes[i] for i in group], num_instances
             )
         q_max = pooled.shape[-1]
         dtype = torch.promote_types(attns[group[0]].dtype, torch.float32)
