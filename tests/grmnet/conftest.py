@@ -1,5 +1,7 @@
 import pytest
 
+from ._toy_registry import toy_names_at
+
 
 @pytest.fixture(scope="session")
 def grm_toy_root(tmp_path_factory):
@@ -15,23 +17,5 @@ def grm_toy_root(tmp_path_factory):
 @pytest.fixture
 def registered_toy(grm_toy_root):
     """Points the toy dataset names at the generated toy root."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    from grmnet.data import builtin
-    from grmnet.data.builtin import register_all_sketchyscene_matching
-
-    saved_prepare = dict(builtin._PREPARE)
-    saved = {}
-    for name in ("grmnet_toy_train", "grmnet_toy_val"):
-        saved[name] = (DatasetCatalog[name], MetadataCatalog.get(name).as_dict())
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_all_sketchyscene_matching(str(grm_toy_root))
-    yield grm_toy_root
-    for name, (loader, meta) in saved.items():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        DatasetCatalog.register(name, loader)
-        meta.pop("name", None)
-        MetadataCatalog.get(name).set(**meta)
-    builtin._PREPARE.update(saved_prepare)
+    with toy_names_at(grm_toy_root):
+        yield grm_toy_root

@@ -6,24 +6,14 @@ import torch
 
 from d2common.amp import MixedPrecisionTrainer, inference_model
 from d2common.engine import trainer_class
-from d2common.testing import plugin_cfg, run_amp_train_step
+from d2common.testing import run_amp_train_step
 from grmnet.ops import grm_feature_dim
 
-TINY = [
-    "MODEL.DEVICE", "cpu",
-    "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "128",
-    "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "128",
-    "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
-    "MODEL.RPN.POST_NMS_TOPK_TRAIN", "30", "MODEL.RPN.POST_NMS_TOPK_TEST", "20",
-    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "TEST.DETECTIONS_PER_IMAGE", "5",
-]  # fmt: skip
+from .test_grmnet_model import tiny_cfg as model_tiny_cfg
 
 
 def tiny_cfg(tmp_path, toy_root, monkeypatch):
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(toy_root))
-    cfg = plugin_cfg("configs/GRMNet/demo.yaml", TINY + ["OUTPUT_DIR", str(tmp_path)])
-    cfg.MODEL.GRMNET.LANGUAGE.VOCAB_FILE = str(toy_root / "toy" / "grmnet" / "vocab.txt")
-    return cfg
+    return model_tiny_cfg(tmp_path, toy_root, monkeypatch, "TEST.DETECTIONS_PER_IMAGE", "5")
 
 
 def test_bf16_train_step(tmp_path, registered_toy, monkeypatch):

@@ -1,47 +1,19 @@
 """Self-contained checkpoints: vocabulary and category names travel with the weights, so the
 predictor and tools/refer_sketch.py run from a config + checkpoint with no dataset present."""
 
-import contextlib
 import os
 import shutil
 
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from d2common.testing import load_tool, run_train_steps
 from grmnet.data import SKETCHYSCENE_CATEGORIES
 from grmnet.inference_info import STATE_KEY, InferenceInfo, read_checkpoint_info
 
+from ._toy_registry import toy_names_at
 from .test_grmnet_model import TINY, tiny_cfg
-
-TOY_NAMES = ("grmnet_toy_train", "grmnet_toy_val")
-
-
-@contextlib.contextmanager
-def _toy_names_at(root):
-    """Registers the toy dataset names under ``root``; restores the registration after."""
-    from grmnet.data import builtin
-
-    saved_prepare = dict(builtin._PREPARE)
-    saved = {}
-    for name in TOY_NAMES:
-        saved[name] = (DatasetCatalog[name], MetadataCatalog.get(name).as_dict())
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    builtin.register_all_sketchyscene_matching(str(root))
-    try:
-        yield
-    finally:
-        for name, (loader, meta) in saved.items():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
-            DatasetCatalog.register(name, loader)
-            meta.pop("name", None)
-            MetadataCatalog.get(name).set(**meta)
-        builtin._PREPARE.clear()
-        builtin._PREPARE.update(saved_prepare)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +22,7 @@ def trained(tmp_path_factory, grm_toy_root):
     tmp = tmp_path_factory.mktemp("grm_ckpt")
     mp = pytest.MonkeyPatch()
     try:
-        with _toy_names_at(grm_toy_root):
+        with toy_names_at(grm_toy_root):
             cfg = tiny_cfg(tmp, grm_toy_root, mp)
             trainer, _ = run_train_steps(cfg, 1)
             DetectionCheckpointer(trainer.model, save_dir=str(tmp)).save("model")
@@ -69,7 +41,7 @@ def no_datasets(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.setenv("DETECTRON2_DATASETS", str(empty))
     monkeypatch.chdir(work)
-    with _toy_names_at(empty):
+    with toy_names_at(empty):
         yield empty, work
 
 

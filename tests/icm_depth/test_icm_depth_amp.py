@@ -9,19 +9,7 @@ from d2common.amp import MixedPrecisionTrainer, inference_model
 from d2common.engine import trainer_class
 from d2common.testing import plugin_cfg, run_amp_train_step
 
-TINY = [
-    "MODEL.DEVICE", "cpu",
-    "MODEL.ICM_DEPTH.DIM", "16",
-    "MODEL.ICM_DEPTH.NUM_CLUSTERS", "4",
-    "MODEL.ICM_DEPTH.MLP_RATIO", "1.0",
-    "MODEL.ICM_DEPTH.NECK_NORM", "",
-    "MODEL.ICM_DEPTH.SWIN.EMBED_DIM", "8",
-    "MODEL.ICM_DEPTH.SWIN.DEPTHS", "[1, 1, 1, 1]",
-    "MODEL.ICM_DEPTH.SWIN.NUM_HEADS", "[1, 1, 2, 2]",
-    "MODEL.ICM_DEPTH.SWIN.WINDOW_SIZE", "4",
-    "SOLVER.IMS_PER_BATCH", "2",
-    "DATALOADER.NUM_WORKERS", "0",
-]  # fmt: skip
+from .test_icm_depth_model import TINY
 
 
 @pytest.fixture
