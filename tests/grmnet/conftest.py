@@ -1,7 +1,5 @@
 import pytest
 
-from ._toy_registry import toy_names_at
-
 
 @pytest.fixture(scope="session")
 def grm_toy_root(tmp_path_factory):
@@ -17,5 +15,8 @@ def grm_toy_root(tmp_path_factory):
 @pytest.fixture
 def registered_toy(grm_toy_root):
     """Points the toy dataset names at the generated toy root."""
+    # Imported here: the op tests in this folder run on hosts without detectron2.
+    from ._toy_registry import toy_names_at
+
     with toy_names_at(grm_toy_root):
         yield grm_toy_root
